@@ -1,0 +1,297 @@
+"""Loading and validating ``params.yaml``.
+
+Every stage calls :func:`load_params` first. A bad value raises :class:`ParamError` whose
+message names the key and what was expected; the stage runner turns it into one line on
+stderr and a non-zero exit before anything is written.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vaemix.errors import ParamError
+
+DATASETS = ("mnist", "spiral", "cifar100", "npz")
+ENCODERS = ("ae", "vae")
+# Mixture models trained by train@<dataset>-<method>; each later issue adds its id here
+# and a module in vaemix.models.
+METHODS: tuple[str, ...] = ()
+BASELINES = ("kmeans", "gmm", "dpgmm")
+GATES: tuple[str, ...] = ()
+NETS = ("mlp", "conv")
+LIKELIHOODS = ("bernoulli", "gaussian")
+_DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+Params = dict[str, Any]
+
+
+# --- small typed accessors ------------------------------------------------------------
+
+def _fail(key: str, expected: str, got: Any) -> ParamError:
+    return ParamError(f"params.yaml: '{key}' must be {expected}, got {got!r}")
+
+
+def get(params: Mapping[str, Any], key: str) -> Any:
+    """Look up a dotted key; a missing key raises ParamError naming it."""
+    node: Any = params
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            raise ParamError(f"params.yaml: missing key '{key}'")
+        node = node[part]
+    return node
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return (_is_int(v) or isinstance(v, float)) and math.isfinite(v)
+
+
+def positive_int(params: Mapping[str, Any], key: str, *, allow_none: bool = False) -> int | None:
+    v = get(params, key)
+    if v is None and allow_none:
+        return None
+    if not _is_int(v) or v <= 0:
+        return_what = "a positive integer" + (" or null" if allow_none else "")
+        raise _fail(key, return_what, v)
+    return v
+
+
+def nonneg_int(params: Mapping[str, Any], key: str) -> int:
+    v = get(params, key)
+    if not _is_int(v) or v < 0:
+        raise _fail(key, "a non-negative integer", v)
+    return v
+
+
+def positive_number(params: Mapping[str, Any], key: str) -> float:
+    v = get(params, key)
+    if not _is_number(v) or v <= 0:
+        raise _fail(key, "a positive number", v)
+    return float(v)
+
+
+def nonneg_number(params: Mapping[str, Any], key: str) -> float:
+    v = get(params, key)
+    if not _is_number(v) or v < 0:
+        raise _fail(key, "a non-negative number", v)
+    return float(v)
+
+
+def fraction(params: Mapping[str, Any], key: str) -> float:
+    v = get(params, key)
+    if not _is_number(v) or not 0 < v < 1:
+        raise _fail(key, "a number strictly between 0 and 1", v)
+    return float(v)
+
+
+def boolean(params: Mapping[str, Any], key: str) -> bool:
+    v = get(params, key)
+    if not isinstance(v, bool):
+        raise _fail(key, "true or false", v)
+    return v
+
+
+def string(params: Mapping[str, Any], key: str) -> str:
+    v = get(params, key)
+    if not isinstance(v, str) or not v:
+        raise _fail(key, "a non-empty string", v)
+    return v
+
+
+def choice(params: Mapping[str, Any], key: str, options: tuple[str, ...]) -> str:
+    v = get(params, key)
+    if v not in options:
+        raise _fail(key, "one of " + ", ".join(options), v)
+    return v
+
+
+def id_list(params: Mapping[str, Any], key: str, options: tuple[str, ...]) -> list[str]:
+    v = get(params, key)
+    if not isinstance(v, list) or not all(isinstance(s, str) for s in v):
+        raise _fail(key, "a list of names", v)
+    for s in v:
+        if s not in options:
+            allowed = ", ".join(options) if options else "none yet"
+            raise ParamError(f"params.yaml: '{key}' has unknown entry {s!r} (known: {allowed})")
+    if len(set(v)) != len(v):
+        raise _fail(key, "a list without repeats", v)
+    return list(v)
+
+
+def int_list(params: Mapping[str, Any], key: str) -> list[int]:
+    v = get(params, key)
+    if not isinstance(v, list) or not v or not all(_is_int(i) and i > 0 for i in v):
+        raise _fail(key, "a non-empty list of positive integers", v)
+    return list(v)
+
+
+# --- sections -------------------------------------------------------------------------
+
+def _validate_training(params: Params, section: str, name: str) -> None:
+    base = f"{section}.{name}"
+    sect = get(params, base)
+    if not isinstance(sect, Mapping):
+        raise _fail(base, "a mapping", sect)
+    overrides = sect.get("per_dataset") or {}
+    if not isinstance(overrides, Mapping):
+        raise _fail(f"{base}.per_dataset", "a mapping of dataset -> settings", overrides)
+    for ds, over in overrides.items():
+        if ds not in DATASETS:
+            raise ParamError(f"params.yaml: '{base}.per_dataset' has unknown dataset {ds!r}")
+        if not isinstance(over, Mapping):
+            raise _fail(f"{base}.per_dataset.{ds}", "a mapping", over)
+    for ds in [None, *overrides]:
+        merged = training_settings(params, section, name, ds) if ds else dict(sect)
+        where = f"{base}.per_dataset.{ds}" if ds else base
+        wrapped = {"s": merged}
+        for key, check in (
+            ("epochs", positive_int),
+            ("batch_size", positive_int),
+            ("lr", positive_number),
+            ("weight_decay", nonneg_number),
+            ("eval_every", positive_int),
+        ):
+            try:
+                check(wrapped, f"s.{key}")
+            except ParamError as err:
+                raise ParamError(str(err).replace("'s.", f"'{where}.")) from None
+
+
+def _validate_model(params: Params, ds: str) -> None:
+    k = f"model.{ds}"
+    positive_int(params, f"{k}.n_clusters")
+    positive_int(params, f"{k}.latent_dim")
+    choice(params, f"{k}.net", NETS)
+    int_list(params, f"{k}.hidden")
+    choice(params, f"{k}.likelihood", LIKELIHOODS)
+
+
+def _validate_data(params: Params, ds: str) -> None:
+    k = f"data.{ds}"
+    if ds in ("mnist", "cifar100"):
+        string(params, f"{k}.root")
+        boolean(params, f"{k}.download")
+    elif ds == "spiral":
+        positive_int(params, f"{k}.arms")
+        positive_int(params, f"{k}.points_per_arm")
+        positive_number(params, f"{k}.turns")
+        nonneg_number(params, f"{k}.noise")
+        fraction(params, f"{k}.test_fraction")
+    elif ds == "npz":
+        string(params, f"{k}.path")
+        fraction(params, f"{k}.test_fraction")
+
+
+def _validate_baseline(params: Params) -> None:
+    positive_int(params, "baseline.kmeans.n_init")
+    choice(params, "baseline.gmm.covariance_type", ("full", "tied", "diag", "spherical"))
+    positive_int(params, "baseline.gmm.n_init")
+    positive_int(params, "baseline.gmm.max_iter")
+    choice(params, "baseline.dpgmm.covariance_type", ("full", "tied", "diag", "spherical"))
+    v = get(params, "baseline.dpgmm.truncation_factor")
+    if not _is_number(v) or v <= 1:
+        raise _fail("baseline.dpgmm.truncation_factor", "a number above 1", v)
+    w = get(params, "baseline.dpgmm.weight_concentration_prior")
+    if w is not None and (not _is_number(w) or w <= 0):
+        raise _fail("baseline.dpgmm.weight_concentration_prior", "a positive number or null", w)
+    positive_int(params, "baseline.dpgmm.max_iter")
+    fraction(params, "baseline.dpgmm.min_weight")
+
+
+def validate(params: Params) -> Params:
+    """Check every key a stage may read; raise ParamError on the first bad one."""
+    if not isinstance(params, Mapping):
+        raise ParamError("params.yaml: the top level must be a mapping")
+    nonneg_int(params, "seed")
+    device = get(params, "device")
+    if not isinstance(device, str) or not _DEVICE_RE.match(device):
+        raise _fail("device", "auto, cpu, cuda or cuda:N", device)
+    datasets = id_list(params, "datasets", DATASETS)
+    encoders = id_list(params, "encoders", ENCODERS)
+    id_list(params, "methods", METHODS)
+    id_list(params, "baselines", BASELINES)
+    for enc in id_list(params, "baseline_encoders", ENCODERS + METHODS):
+        if enc in ENCODERS and enc not in encoders:
+            raise ParamError(
+                f"params.yaml: 'baseline_encoders' has {enc!r}, which is not in 'encoders'"
+            )
+    id_list(params, "moe.gates", GATES)
+    positive_number(params, "budget.epoch_scale")
+    positive_int(params, "budget.max_train", allow_none=True)
+    positive_int(params, "budget.max_test", allow_none=True)
+    for ds in datasets:
+        _validate_data(params, ds)
+        _validate_model(params, ds)
+    choice(params, "regression.mode", ("per_class", "global"))
+    positive_int(params, "regression.out_dim")
+    nonneg_number(params, "regression.noise")
+    for enc in encoders:
+        _validate_training(params, "pretrain", enc)
+    _validate_baseline(params)
+    return params
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate the params file."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamError(f"{path}: params file not found")
+    try:
+        params = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ParamError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    return validate(params)
+
+
+# --- derived settings -----------------------------------------------------------------
+
+def training_settings(
+    params: Params, section: str, name: str, dataset: str | None
+) -> dict[str, Any]:
+    """A method's settings with its ``per_dataset`` overrides for ``dataset`` applied."""
+    sect = copy.deepcopy(dict(get(params, f"{section}.{name}")))
+    overrides = sect.pop("per_dataset", None) or {}
+    if dataset is not None and dataset in overrides:
+        sect.update(overrides[dataset])
+    return sect
+
+
+def scaled_epochs(params: Params, epochs: int) -> int:
+    """Apply ``budget.epoch_scale`` to an epoch count (at least one epoch)."""
+    return max(1, int(round(epochs * float(params["budget"]["epoch_scale"]))))
+
+
+def require_listed(params: Params, key: str, name: str) -> None:
+    """A stage asked to run for ``name`` checks that ``params[key]`` lists it."""
+    listed = get(params, key)
+    if name not in listed:
+        raise ParamError(f"params.yaml: '{key}' does not list {name!r} (it has {listed})")
+
+
+def resolve_device(spec: str) -> Any:
+    """Turn the ``device`` param into a torch.device; CUDA where none exists is an error."""
+    import torch
+
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec == "cpu":
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise ParamError(f"params.yaml: 'device' is {spec!r} but no CUDA device is available")
+    dev = torch.device(spec)
+    if dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ParamError(
+            f"params.yaml: 'device' is {spec!r} but only {torch.cuda.device_count()} "
+            "CUDA device(s) exist"
+        )
+    return dev

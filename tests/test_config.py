@@ -1,0 +1,118 @@
+"""params.yaml validation: the committed file is valid, and each bad value is named."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from vaemix.config import (
+    load_params,
+    require_listed,
+    resolve_device,
+    scaled_epochs,
+    training_settings,
+    validate,
+)
+from vaemix.errors import ParamError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def params():
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def test_committed_params_are_valid(params):
+    assert validate(params) is params
+    assert load_params(ROOT / "params.yaml")["seed"] == params["seed"]
+
+
+def _set(params, key, value):
+    p = copy.deepcopy(params)
+    node = p
+    *parents, last = key.split(".")
+    for part in parents:
+        node = node[part]
+    if value is _DELETE:
+        del node[last]
+    else:
+        node[last] = value
+    return p
+
+
+_DELETE = object()
+
+
+@pytest.mark.parametrize(
+    "key,value,needle",
+    [
+        ("datasets", ["mnist", "imagenet"], "'datasets' has unknown entry 'imagenet'"),
+        ("encoders", ["ae", "pca"], "'encoders' has unknown entry 'pca'"),
+        ("methods", ["nope"], "'methods' has unknown entry 'nope'"),
+        ("baselines", ["kmeans", "spectral"], "'baselines' has unknown entry 'spectral'"),
+        ("seed", -1, "'seed' must be a non-negative integer"),
+        ("seed", "zero", "'seed' must be a non-negative integer"),
+        ("device", "tpu", "'device' must be auto, cpu, cuda or cuda:N"),
+        ("budget.epoch_scale", 0, "'budget.epoch_scale' must be a positive number"),
+        ("budget.max_train", -5, "'budget.max_train' must be a positive integer or null"),
+        ("budget.max_test", 1.5, "'budget.max_test' must be a positive integer or null"),
+        ("model.mnist.latent_dim", 0, "'model.mnist.latent_dim' must be a positive integer"),
+        ("model.mnist.hidden", [500, -1], "'model.mnist.hidden' must be a non-empty list"),
+        ("model.spiral.likelihood", "poisson", "'model.spiral.likelihood' must be one of"),
+        ("pretrain.vae.lr", -0.1, "'pretrain.vae.lr' must be a positive number"),
+        ("pretrain.ae.batch_size", "big", "'pretrain.ae.batch_size' must be a positive integer"),
+        ("data.spiral.test_fraction", 1.0, "'data.spiral.test_fraction' must be a number strictly"),
+        ("data.mnist.download", "yes", "'data.mnist.download' must be true or false"),
+        ("baseline.dpgmm.truncation_factor", 1, "'baseline.dpgmm.truncation_factor' must be a number above 1"),
+        ("regression.mode", "quadratic", "'regression.mode' must be one of"),
+        ("pretrain.vae.epochs", _DELETE, "missing key 'pretrain.vae.epochs'"),
+    ],
+)
+def test_bad_values_are_named(params, key, value, needle):
+    with pytest.raises(ParamError) as err:
+        validate(_set(params, key, value))
+    assert needle in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_per_dataset_override_is_checked_and_applied(params):
+    bad = _set(params, "pretrain.ae.per_dataset", {"spiral": {"epochs": 0}})
+    with pytest.raises(ParamError, match=r"'pretrain.ae.per_dataset.spiral.epochs'"):
+        validate(bad)
+    p = _set(params, "pretrain.ae.per_dataset", {"spiral": {"epochs": 7}})
+    assert training_settings(p, "pretrain", "ae", "spiral")["epochs"] == 7
+    assert training_settings(p, "pretrain", "ae", "mnist")["epochs"] == params["pretrain"]["ae"]["epochs"]
+
+
+def test_baseline_encoder_must_be_pretrained(params):
+    p = _set(params, "encoders", ["ae"])
+    with pytest.raises(ParamError, match="'baseline_encoders' has 'vae'"):
+        validate(p)
+
+
+def test_epoch_scale(params):
+    p = _set(params, "budget.epoch_scale", 0.1)
+    assert scaled_epochs(p, 50) == 5
+    assert scaled_epochs(p, 2) == 1
+
+
+def test_require_listed_and_device(params):
+    with pytest.raises(ParamError, match="'datasets' does not list 'npz'"):
+        require_listed(params, "datasets", "npz")
+    assert resolve_device("cpu").type == "cpu"
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(ParamError, match="no CUDA device"):
+            resolve_device("cuda:0")
+
+
+def test_unreadable_params_file(tmp_path):
+    with pytest.raises(ParamError, match="params file not found"):
+        load_params(tmp_path / "missing.yaml")
+    bad = tmp_path / "params.yaml"
+    bad.write_text("seed: [1,\n")
+    with pytest.raises(ParamError, match="not valid YAML"):
+        load_params(bad)
