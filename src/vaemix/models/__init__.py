@@ -1,0 +1,43 @@
+"""The method registry: every trainable model by its id in params.yaml.
+
+A new method adds one module here and one entry in ``MODELS`` (and its id in
+``vaemix.config.METHODS``); the stages, training loop and metrics pick it up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from vaemix.models.ae import VAE, AutoEncoder
+from vaemix.models.base import Model, ModelSpec
+
+MODELS: dict[str, Callable[[ModelSpec], Model]] = {
+    "ae": AutoEncoder,
+    "vae": VAE,
+}
+
+
+def spec_from_params(
+    params: Mapping[str, Any], dataset: str, input_shape: tuple[int, ...], **options: Any
+) -> ModelSpec:
+    """Build the ModelSpec of ``dataset`` from its ``model.<dataset>`` params section."""
+    m = params["model"][dataset]
+    return ModelSpec(
+        input_shape=tuple(int(s) for s in input_shape),
+        latent_dim=int(m["latent_dim"]),
+        n_clusters=int(m["n_clusters"]),
+        net=str(m["net"]),
+        hidden=tuple(int(h) for h in m["hidden"]),
+        likelihood=str(m["likelihood"]),
+        options=dict(options),
+    )
+
+
+def build_model(name: str, spec: ModelSpec) -> Model:
+    if name not in MODELS:
+        raise KeyError(f"unknown method {name!r} (known: {', '.join(sorted(MODELS))})")
+    return MODELS[name](spec)
+
+
+__all__ = ["MODELS", "Model", "ModelSpec", "build_model", "spec_from_params"]

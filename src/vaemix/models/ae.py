@@ -1,0 +1,70 @@
+"""The pretraining autoencoders: a deterministic autoencoder (VaDE's initialisation,
+Jiang et al. 2017, sec. 3.3) and a VAE with an N(0, I) prior (Kingma & Welling 2014).
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from vaemix.distributions import kl_normal_std, reparameterize
+from vaemix.models.base import Model, ModelSpec
+from vaemix.networks import GaussianHead, Likelihood, build_decoder, build_trunk
+
+
+class AutoEncoder(Model):
+    """x -> z = f(x) -> p(x|z); trained by maximising ln p(x|f(x))."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        self.trunk = build_trunk(spec.input_shape, spec.net, spec.hidden)
+        self.to_z = nn.Linear(self.trunk.out_features, spec.latent_dim)
+        self.decoder = build_decoder(spec.input_shape, spec.latent_dim, spec.net, spec.hidden)
+        self.likelihood = Likelihood(spec.likelihood, spec.input_shape)
+
+    def encode(self, x: Tensor) -> Tensor:
+        return self.to_z(self.trunk(x))
+
+    def loss(self, x: Tensor) -> dict[str, Tensor]:
+        recon_ll = self.likelihood.log_prob(x, self.decoder(self.encode(x))).mean()
+        return {"loss": -recon_ll, "recon_nll": -recon_ll}
+
+    def evaluate(self, x: Tensor) -> dict[str, Tensor]:
+        return {"test_recon_ll": self.likelihood.log_prob(x, self.decoder(self.encode(x)))}
+
+    def reconstruct(self, x: Tensor) -> Tensor:
+        return self.likelihood.mean(self.decoder(self.encode(x)))
+
+
+class VAE(Model):
+    """q(z|x) = N(mu(x), diag sigma^2(x)), p(z) = N(0, I), p(x|z) from the decoder.
+
+    ELBO = E_q[ln p(x|z)] - KL(q(z|x) || p(z)) (Kingma & Welling 2014, eq. 10), the KL in
+    closed form and the expectation with one reparameterised sample.
+    """
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        self.trunk = build_trunk(spec.input_shape, spec.net, spec.hidden)
+        self.posterior = GaussianHead(self.trunk.out_features, spec.latent_dim)
+        self.decoder = build_decoder(spec.input_shape, spec.latent_dim, spec.net, spec.hidden)
+        self.likelihood = Likelihood(spec.likelihood, spec.input_shape)
+
+    def _terms(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        mean, logvar = self.posterior(self.trunk(x))
+        z = reparameterize(mean, logvar)
+        return self.likelihood.log_prob(x, self.decoder(z)), kl_normal_std(mean, logvar)
+
+    def loss(self, x: Tensor) -> dict[str, Tensor]:
+        recon_ll, kl = self._terms(x)
+        recon_ll, kl = recon_ll.mean(), kl.mean()
+        return {"loss": kl - recon_ll, "recon_nll": -recon_ll, "kl": kl}
+
+    def evaluate(self, x: Tensor) -> dict[str, Tensor]:
+        recon_ll, kl = self._terms(x)
+        return {"test_recon_ll": recon_ll, "elbo": recon_ll - kl}
+
+    def encode(self, x: Tensor) -> Tensor:
+        return self.posterior(self.trunk(x))[0]
+
+    def reconstruct(self, x: Tensor) -> Tensor:
+        return self.likelihood.mean(self.decoder(self.encode(x)))

@@ -1,0 +1,62 @@
+"""What every model offers the training loop, the stages and the evaluation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The shape of a model on one dataset (the ``model.<dataset>`` params section)."""
+
+    input_shape: tuple[int, ...]
+    latent_dim: int
+    n_clusters: int
+    net: str = "mlp"
+    hidden: tuple[int, ...] = (500, 500, 2000)
+    likelihood: str = "bernoulli"
+    options: dict = field(default_factory=dict)  # method-specific settings
+
+
+class Model(nn.Module):
+    """Base class. Subclasses implement ``loss``, ``evaluate`` and ``encode``; clustering
+    models also ``predict_clusters`` (and set ``clusters = True``) and generative mixture
+    models ``sample_per_cluster``.
+    """
+
+    clusters: bool = False
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__()
+        self.spec = spec
+
+    def loss(self, x: Tensor) -> dict[str, Tensor]:
+        """Scalar training terms for a batch; ``"loss"`` is minimised, the rest are logged."""
+        raise NotImplementedError
+
+    def evaluate(self, x: Tensor) -> dict[str, Tensor]:
+        """Per-example test quantities (e.g. ``test_recon_ll``, ``elbo``), each of shape [B]."""
+        raise NotImplementedError
+
+    def encode(self, x: Tensor) -> Tensor:
+        """Deterministic latent code (posterior mean) [B, d], used by the baselines."""
+        raise NotImplementedError
+
+    def reconstruct(self, x: Tensor) -> Tensor:
+        """Mean of p(x|z) at the encoder's code, in the input's shape."""
+        raise NotImplementedError
+
+    def predict_clusters(self, x: Tensor) -> Tensor:
+        """Cluster index [B] of each example (clustering models only)."""
+        raise TypeError(f"{type(self).__name__} does not cluster")
+
+    def start_epoch(self, epoch: int, n_epochs: int) -> None:
+        """Hook called before each training epoch (temperature schedules, prior refits)."""
+
+    @torch.no_grad()
+    def sample_per_cluster(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """Means of p(x|z) for n draws of z from each cluster: [K, n, *input_shape]."""
+        raise TypeError(f"{type(self).__name__} does not generate per cluster")

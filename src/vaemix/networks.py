@@ -1,0 +1,173 @@
+"""Network builders shared by every model: MLP and convolutional encoders/decoders, and
+the observation models p(x|z) (Bernoulli or Gaussian).
+
+MLP sizes follow VaDE (Jiang et al. 2017): D-500-500-2000-d and its mirror. The
+convolutional networks follow Collier & Urdiales 2019, App. A: 20 then 40 5x5 filters,
+stride 1, each followed by 2x2 max-pooling and ReLU, then a 512-unit fully-connected
+layer; the decoder mirrors it with transposed convolutions. (The appendix text breaks off
+in the middle of the decoder description; the mirror image is our reading of it.)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from vaemix.distributions import log_bernoulli, log_normal_diag
+
+# Bounds on the learned log-variance of the Gaussian likelihood, so that it can neither
+# collapse to a point mass (unbounded likelihood) nor blow up.
+MIN_LOGVAR = -9.0
+MAX_LOGVAR = 4.0
+
+
+def mlp(sizes: Sequence[int], final_activation: bool = False) -> nn.Sequential:
+    """Linear layers between consecutive ``sizes`` with ReLU in between."""
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        layers.append(nn.Linear(n_in, n_out))
+        if i < len(sizes) - 2 or final_activation:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+def _conv_out(size: int) -> int:
+    # a 5x5 valid convolution then a 2x2 / stride-2 max-pool
+    return (size - 4) // 2
+
+
+class ConvTrunk(nn.Module):
+    """x [B, C, H, W] -> h [B, hidden] (Collier & Urdiales 2019, App. A)."""
+
+    def __init__(self, input_shape: Sequence[int], hidden: int = 512) -> None:
+        super().__init__()
+        c, h, w = input_shape
+        self.features = nn.Sequential(
+            nn.Conv2d(c, 20, 5), nn.MaxPool2d(2, 2), nn.ReLU(),
+            nn.Conv2d(20, 40, 5), nn.MaxPool2d(2, 2), nn.ReLU(),
+            nn.Flatten(),
+        )
+        self.spatial = (_conv_out(_conv_out(h)), _conv_out(_conv_out(w)))
+        if min(self.spatial) < 1:
+            raise ValueError(f"input {tuple(input_shape)} is too small for the conv encoder")
+        n_flat = 40 * self.spatial[0] * self.spatial[1]
+        self.fc = nn.Sequential(nn.Linear(n_flat, hidden), nn.ReLU())
+        self.out_features = hidden
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(self.features(x))
+
+
+class ConvDecoder(nn.Module):
+    """z [B, d] -> x-shaped output, the mirror image of :class:`ConvTrunk`."""
+
+    def __init__(self, input_shape: Sequence[int], latent_dim: int, hidden: int = 512) -> None:
+        super().__init__()
+        c, h, w = input_shape
+        h1, w1 = _conv_out(h), _conv_out(w)
+        h2, w2 = _conv_out(h1), _conv_out(w1)
+        self.spatial = (h2, w2)
+        self.fc = nn.Sequential(
+            nn.Linear(latent_dim, hidden), nn.ReLU(), nn.Linear(hidden, 40 * h2 * w2), nn.ReLU()
+        )
+        # upsample back to the pre-pool sizes, then undo each valid 5x5 convolution
+        self.deconv = nn.Sequential(
+            nn.Upsample(size=(h1 - 4, w1 - 4)), nn.ConvTranspose2d(40, 20, 5), nn.ReLU(),
+            nn.Upsample(size=(h - 4, w - 4)), nn.ConvTranspose2d(20, c, 5),
+        )
+
+    def forward(self, z: Tensor) -> Tensor:
+        h = self.fc(z).view(z.shape[0], 40, *self.spatial)
+        return self.deconv(h)
+
+
+class MLPTrunk(nn.Module):
+    """x [B, ...] flattened -> h [B, hidden[-1]]."""
+
+    def __init__(self, input_shape: Sequence[int], hidden: Sequence[int]) -> None:
+        super().__init__()
+        d_in = math.prod(input_shape)
+        self.net = nn.Sequential(nn.Flatten(), mlp([d_in, *hidden], final_activation=True))
+        self.out_features = hidden[-1]
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+class MLPDecoder(nn.Module):
+    """z [B, d] -> x-shaped output through the mirrored hidden sizes."""
+
+    def __init__(self, input_shape: Sequence[int], latent_dim: int, hidden: Sequence[int]) -> None:
+        super().__init__()
+        self.input_shape = tuple(input_shape)
+        self.net = mlp([latent_dim, *reversed(list(hidden)), math.prod(input_shape)])
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(z).view(*z.shape[:-1], *self.input_shape)
+
+
+def build_trunk(input_shape: Sequence[int], net: str, hidden: Sequence[int]) -> nn.Module:
+    """The shared encoder body; its ``out_features`` feeds the posterior heads."""
+    if net == "conv":
+        if len(input_shape) != 3:
+            raise ValueError(f"net 'conv' needs image input [C, H, W], got {tuple(input_shape)}")
+        return ConvTrunk(input_shape, hidden[-1])
+    return MLPTrunk(input_shape, hidden)
+
+
+def build_decoder(
+    input_shape: Sequence[int], latent_dim: int, net: str, hidden: Sequence[int]
+) -> nn.Module:
+    if net == "conv":
+        return ConvDecoder(input_shape, latent_dim, hidden[-1])
+    return MLPDecoder(input_shape, latent_dim, hidden)
+
+
+class GaussianHead(nn.Module):
+    """h -> (mean, logvar) of a diagonal Gaussian; logvar is clamped for stability."""
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__()
+        self.mean = nn.Linear(in_features, out_features)
+        self.logvar = nn.Linear(in_features, out_features)
+
+    def forward(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        return self.mean(h), self.logvar(h).clamp(MIN_LOGVAR, MAX_LOGVAR)
+
+
+class Likelihood(nn.Module):
+    """The observation model p(x|z) given the decoder's output.
+
+    ``bernoulli``: the decoder outputs logits (MNIST). ``gaussian``: the decoder outputs
+    the mean; one learned log-variance per input dimension, clamped to
+    [MIN_LOGVAR, MAX_LOGVAR] (spiral, CIFAR-100).
+    """
+
+    def __init__(self, kind: str, input_shape: Sequence[int]) -> None:
+        super().__init__()
+        if kind not in ("bernoulli", "gaussian"):
+            raise ValueError(f"unknown likelihood {kind!r}")
+        self.kind = kind
+        self.event_dims = len(input_shape)
+        if kind == "gaussian":
+            self.logvar = nn.Parameter(torch.full(tuple(input_shape), -2.0))
+
+    def log_prob(self, x: Tensor, out: Tensor) -> Tensor:
+        """ln p(x|z), summed over the event dims; ``out`` may carry extra leading dims."""
+        if self.kind == "bernoulli":
+            return log_bernoulli(x.expand_as(out), out, self.event_dims)
+        logvar = self.logvar.clamp(MIN_LOGVAR, MAX_LOGVAR)
+        return log_normal_diag(x, out, logvar, self.event_dims)
+
+    def mean(self, out: Tensor) -> Tensor:
+        return torch.sigmoid(out) if self.kind == "bernoulli" else out
+
+    def sample(self, out: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        if self.kind == "bernoulli":
+            return torch.bernoulli(torch.sigmoid(out), generator=generator)
+        std = torch.exp(0.5 * self.logvar.clamp(MIN_LOGVAR, MAX_LOGVAR))
+        noise = torch.randn(out.shape, dtype=out.dtype, device=out.device, generator=generator)
+        return out + std * noise

@@ -1,0 +1,120 @@
+"""Train one model on one dataset and export everything the later stages read.
+
+Shared by ``stages/pretrain.py`` (the autoencoders) and the mixture-model training stage:
+both call :func:`train_and_export`, which writes
+
+- ``artifacts/<dataset>/<method>/``: ``model.pt`` (state dict and spec), ``latents.npz``
+  (posterior means of train and test with labels), ``recon.npz`` (32 test inputs and
+  their reconstructions), and for clustering models ``pred.npz`` and ``samples.npz``;
+- ``reports/metrics/<dataset>/<method>.json``, the contract metrics on the test split;
+- ``reports/curves/<dataset>/<method>/``, the per-epoch curves (dvclive).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from sklearn.cluster import KMeans
+
+from vaemix.config import resolve_device, scaled_epochs, training_settings
+from vaemix.data import Prepared
+from vaemix.io import atomic_dir, save_npz, write_metrics
+from vaemix.metrics import clustering_metrics
+from vaemix.models import Model, build_model, spec_from_params
+from vaemix.training import TrainConfig, batched, fit, seed_everything, to_tensor
+
+ARTIFACTS = Path("artifacts")
+CURVES = Path("reports/curves")
+N_RECON = 32
+# Latents used by the periodic K-means probe of encoders that do not cluster themselves.
+PROBE_MAX_TRAIN = 5000
+
+
+def latent_probe(
+    model: Model, x_train: torch.Tensor, x_test: torch.Tensor, y_test: np.ndarray, k: int, seed: int
+) -> dict[str, float]:
+    """Test ACC/NMI of the model's own clusters, or of K-means on its latents."""
+    if model.clusters:
+        pred = batched(model.predict_clusters, x_test).numpy()
+    else:
+        z_train = batched(model.encode, x_train[:PROBE_MAX_TRAIN]).numpy()
+        km = KMeans(n_clusters=k, n_init=3, random_state=seed).fit(z_train)
+        pred = km.predict(batched(model.encode, x_test).numpy())
+    m = clustering_metrics(y_test, pred)
+    return {"acc": m["acc"], "nmi": m["nmi"]}
+
+
+def train_and_export(
+    method: str,
+    dataset: str,
+    data: Prepared,
+    params: Mapping[str, Any],
+    section: str,
+    *,
+    init: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Fit ``method`` on ``data`` with the settings in ``params[section][method]``.
+
+    ``init`` is passed to the model's ``initialise`` hook when it has one (e.g. VaDE's
+    start from the pretrained autoencoder). Returns the metrics that were written.
+    """
+    seed = int(params["seed"])
+    seed_everything(seed)
+    device = resolve_device(params["device"])
+    settings = training_settings(params, section, method, dataset)
+    epochs = scaled_epochs(params, int(settings["epochs"]))
+    config = TrainConfig.from_settings(settings, epochs, seed)
+    spec = spec_from_params(params, dataset, data.input_shape, **settings)
+
+    model = build_model(method, spec).to(device)
+    x_train = to_tensor(data.x_train, device)
+    x_test = to_tensor(data.x_test, device)
+    if init is not None and hasattr(model, "initialise"):
+        model.initialise(x_train, **init)
+
+    labelled = bool((data.y_test >= 0).all())
+    k = spec.n_clusters
+
+    def probe(m: Model) -> dict[str, float]:
+        return latent_probe(m, x_train, x_test, data.y_test, k, seed) if labelled else {}
+
+    result = fit(
+        model, x_train, config, evaluate=probe, curves_dir=CURVES / dataset / method,
+        desc=f"{section} {dataset}/{method}",
+    )
+
+    model.eval()
+    per_example = batched(model.evaluate, x_test)
+    metrics: dict[str, Any] = {k_: float(v.mean()) for k_, v in per_example.items()}
+    with atomic_dir(ARTIFACTS / dataset / method) as out:
+        torch.save({"state_dict": model.state_dict(), "spec": asdict(spec), "method": method},
+                   out / "model.pt")
+        save_npz(
+            out / "latents.npz",
+            z_train=batched(model.encode, x_train).numpy(),
+            z_test=batched(model.encode, x_test).numpy(),
+            y_train=data.y_train, y_test=data.y_test,
+        )
+        save_npz(out / "recon.npz", x=data.x_test[:N_RECON],
+                 x_recon=batched(model.reconstruct, x_test[:N_RECON]).numpy())
+        if model.clusters:
+            pred = batched(model.predict_clusters, x_test).numpy().astype(np.int64)
+            save_npz(out / "pred.npz", pred_test=pred, y_test=data.y_test)
+            if labelled:
+                metrics.update(clustering_metrics(data.y_test, pred))
+            gen = torch.Generator(device=device).manual_seed(seed)
+            save_npz(out / "samples.npz",
+                     samples=model.sample_per_cluster(8, generator=gen).cpu().numpy())
+    metrics.update(
+        train_seconds=result.train_seconds,
+        samples_per_second=result.samples_per_second,
+        epochs=result.epochs,
+        seed=seed,
+    )
+    write_metrics(dataset, method, metrics)
+    return metrics

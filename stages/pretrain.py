@@ -1,0 +1,25 @@
+"""DVC stage pretrain@<dataset>-<encoder>: train the autoencoder `ae` or the VAE `vae`
+on a prepared dataset and export its checkpoint, latents, metrics and curves.
+
+Usage: python stages/pretrain.py <dataset> <encoder>
+"""
+
+from __future__ import annotations
+
+from vaemix.cli import run_stage
+
+
+def main(argv: list[str]) -> None:
+    from vaemix.config import load_params, require_listed
+    from vaemix.data import load_prepared
+    from vaemix.runs import train_and_export
+
+    dataset, encoder = argv
+    params = load_params()
+    require_listed(params, "datasets", dataset)
+    require_listed(params, "encoders", encoder)
+    train_and_export(encoder, dataset, load_prepared(dataset), params, "pretrain")
+
+
+if __name__ == "__main__":
+    run_stage(main)
