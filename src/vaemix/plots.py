@@ -1,0 +1,441 @@
+"""Figures: reconstructions, latent scatters, confusion matrices, curves, samples, bars.
+
+Every function takes plain numpy arrays (or a pandas frame / a dvclive directory) and an
+output path, draws with matplotlib's Agg backend and saves through
+:func:`vaemix.io.save_figure` (atomic, no timestamp metadata, so identical inputs give
+identical bytes). Data come in three shapes and each function handles those it can:
+
+- images ``[n, C, H, W]`` with ``C`` in {1, 3} and values in [0, 1] (``[n, H, W]`` is
+  read as one channel),
+- 2-D points ``[n, 2]`` (the spiral),
+- other vectors ``[n, D]``, drawn as a heat map (one row per example).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.collections import LineCollection  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+
+from vaemix.errors import DataError  # noqa: E402
+from vaemix.io import save_figure  # noqa: E402
+
+PathLike = str | os.PathLike
+UNLABELLED = -1
+_GREY = (0.6, 0.6, 0.6, 0.5)
+
+
+# --- shapes and colours ---------------------------------------------------------------
+
+def as_images(x: np.ndarray) -> np.ndarray | None:
+    """``x`` as ``[n, C, H, W]`` float images if it looks like images, else None."""
+    x = np.asarray(x)
+    if x.ndim == 3:
+        x = x[:, None]
+    if x.ndim == 4 and x.shape[1] in (1, 3):
+        return x.astype(np.float32, copy=False)
+    return None
+
+
+def is_points_2d(x: np.ndarray) -> bool:
+    x = np.asarray(x)
+    return x.ndim == 2 and x.shape[1] == 2
+
+
+def image_grid(
+    images: np.ndarray, nrow: int = 8, pad: int = 2, pad_value: float = 1.0
+) -> np.ndarray:
+    """Tile images ``[n, C, H, W]`` into one picture, ``nrow`` images per row.
+
+    With ``cols = min(nrow, n)`` and ``rows = ceil(n / cols)`` the result has height
+    ``rows * H + (rows + 1) * pad`` and width ``cols * W + (cols + 1) * pad``; it is
+    ``[height, width]`` for one channel and ``[height, width, 3]`` for three, with values
+    clipped to [0, 1], ready for ``imshow``.
+    """
+    imgs = as_images(images)
+    if imgs is None:
+        raise ValueError(f"expected images [n, C, H, W] with C in (1, 3), got {np.shape(images)}")
+    if nrow < 1:
+        raise ValueError(f"nrow must be positive, got {nrow}")
+    n, c, h, w = imgs.shape
+    if n == 0:
+        raise ValueError("no images to tile")
+    cols = min(nrow, n)
+    rows = math.ceil(n / cols)
+    grid = np.full((rows * h + (rows + 1) * pad, cols * w + (cols + 1) * pad, c), pad_value,
+                   dtype=np.float32)
+    for i in range(n):
+        r, k = divmod(i, cols)
+        top, left = pad + r * (h + pad), pad + k * (w + pad)
+        grid[top:top + h, left:left + w] = imgs[i].transpose(1, 2, 0)
+    grid = np.clip(grid, 0.0, 1.0)
+    return grid[..., 0] if c == 1 else grid
+
+
+def _show_grid(ax: Any, grid: np.ndarray) -> None:
+    if grid.ndim == 2:
+        ax.imshow(grid, cmap="gray", vmin=0.0, vmax=1.0, interpolation="nearest")
+    else:
+        ax.imshow(grid, interpolation="nearest")
+    ax.set_axis_off()
+
+
+def _grid_figure(
+    grid: np.ndarray, row_labels: list[str], title: str, ylabel: str = "", pad: int = 2
+) -> Any:
+    """A figure sized to an :func:`image_grid` (``pad`` as used there), rows labelled."""
+    height, width = grid.shape[:2]
+    px_per_inch = max(56.0, width / 12.0, height / 16.0)
+    fig = plt.figure(figsize=(width / px_per_inch, height / px_per_inch))
+    ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
+    _show_grid(ax, grid)
+    ax.set_title(title)
+    ax.set_axis_on()
+    ax.set_xticks([])
+    pitch = (height - pad) / len(row_labels)
+    ax.set_yticks([pad / 2 + pitch * (i + 0.5) for i in range(len(row_labels))], row_labels,
+                  fontsize=7)
+    ax.tick_params(length=0)
+    ax.set_ylabel(ylabel, fontsize=8)
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    return fig
+
+
+def _show_heatmap(ax: Any, x: np.ndarray) -> None:
+    ax.imshow(np.asarray(x).reshape(len(x), -1), aspect="auto", cmap="viridis",
+              interpolation="nearest")
+    ax.set_xlabel("feature")
+    ax.set_ylabel("example")
+
+
+def label_colors(labels: np.ndarray) -> tuple[np.ndarray, list[int]]:
+    """RGBA colour per point and the sorted distinct labels; ``-1`` (unlabelled) is grey."""
+    labels = np.asarray(labels).astype(np.int64).ravel()
+    classes = sorted(int(v) for v in np.unique(labels) if v != UNLABELLED)
+    k = max(len(classes), 1)
+    cmap = matplotlib.colormaps["tab10" if k <= 10 else "tab20" if k <= 20 else "turbo"]
+    palette = {c: cmap(i if k <= 20 else i / max(k - 1, 1)) for i, c in enumerate(classes)}
+    colors = np.array([palette.get(int(v), _GREY) for v in labels], dtype=float).reshape(-1, 4)
+    return colors, classes
+
+
+def _scatter_labelled(ax: Any, pts: np.ndarray, labels: np.ndarray, size: float = 4.0) -> None:
+    colors, classes = label_colors(labels)
+    ax.scatter(pts[:, 0], pts[:, 1], c=colors, s=size, linewidths=0, rasterized=True)
+    if 0 < len(classes) <= 20:
+        legend_colors, _ = label_colors(np.array(classes))
+        for c, col in zip(classes, legend_colors, strict=True):
+            ax.scatter([], [], color=col, s=12, label=str(c))
+        ax.legend(fontsize=6, markerscale=1.0, loc="best", ncol=2 if len(classes) > 10 else 1,
+                  frameon=False)
+
+
+# --- reconstructions ------------------------------------------------------------------
+
+def plot_reconstructions(
+    x: np.ndarray, x_recon: np.ndarray, path: PathLike, title: str = "", max_images: int = 16
+) -> None:
+    """Inputs next to their reconstructions.
+
+    Images: a row of originals above a row of reconstructions (first ``max_images``).
+    2-D points: both scattered, a line joining each point to its reconstruction.
+    Other vectors: two heat maps side by side.
+    """
+    x, x_recon = np.asarray(x), np.asarray(x_recon)
+    if x.shape != x_recon.shape and x.size == x_recon.size:
+        x_recon = x_recon.reshape(x.shape)  # e.g. flat decoder outputs of images
+    if x.shape != x_recon.shape:
+        raise ValueError(f"x {x.shape} and x_recon {x_recon.shape} differ in shape")
+    imgs, recs = as_images(x), as_images(x_recon)
+    if imgs is not None and recs is not None:
+        n = min(len(imgs), max_images)
+        grid = image_grid(np.concatenate([imgs[:n], recs[:n]]), nrow=n)
+        fig = _grid_figure(grid, ["input", "recon."], title)
+    elif is_points_2d(x):
+        fig, ax = plt.subplots(figsize=(4.5, 4.5))
+        segs = np.stack([x, x_recon], axis=1)
+        ax.add_collection(LineCollection(segs, colors="0.6", linewidths=0.6))
+        ax.scatter(x[:, 0], x[:, 1], s=10, label="input", color="tab:blue")
+        ax.scatter(x_recon[:, 0], x_recon[:, 1], s=10, label="reconstruction",
+                   color="tab:orange")
+        ax.legend(fontsize=7, frameon=False)
+        ax.set_aspect("equal", adjustable="datalim")
+    else:
+        fig, axes = plt.subplots(1, 2, figsize=(8, 3.5))
+        for ax, arr, name in ((axes[0], x, "input"), (axes[1], x_recon, "reconstruction")):
+            _show_heatmap(ax, arr)
+            ax.set_title(name, fontsize=8)
+    if imgs is None:
+        fig.suptitle(title)
+    save_figure(fig, path)
+
+
+# --- latent space ---------------------------------------------------------------------
+
+def project_2d(
+    z: np.ndarray, method: str = "pca", max_points: int | None = None, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """2-D coordinates for latents ``z [N, d]`` and the indices of the points kept.
+
+    ``d == 2`` is used as is (``d == 1`` gets a zero second axis). Above that, ``"pca"``
+    projects on the two leading principal axes (numpy SVD, signs fixed so the output is
+    deterministic) and ``"tsne"`` runs scikit-learn's t-SNE with a fixed random state on
+    at most 2000 points. ``max_points`` subsamples (seeded) before projecting.
+    """
+    if method not in ("pca", "tsne"):
+        raise ValueError(f"unknown projection {method!r} (known: pca, tsne)")
+    z = np.asarray(z, dtype=np.float64).reshape(len(z), -1)
+    cap = max_points
+    if method == "tsne" and z.shape[1] > 2:
+        cap = 2000 if cap is None else min(cap, 2000)
+    idx = np.arange(len(z))
+    if cap is not None and len(z) > cap:
+        idx = np.sort(np.random.default_rng(seed).choice(len(z), size=cap, replace=False))
+    z = z[idx]
+    d = z.shape[1]
+    if d == 1:
+        return np.hstack([z, np.zeros_like(z)]), idx
+    if d == 2:
+        return z, idx
+    if method == "pca":
+        zc = z - z.mean(axis=0)
+        _, _, vt = np.linalg.svd(zc, full_matrices=False)
+        comps = vt[:2]
+        signs = np.sign(comps[np.arange(2), np.argmax(np.abs(comps), axis=1)])
+        signs[signs == 0] = 1.0
+        return zc @ (comps * signs[:, None]).T, idx
+    from sklearn.manifold import TSNE
+
+    perplexity = float(min(30.0, max(2.0, (len(z) - 1) / 3)))
+    tsne = TSNE(n_components=2, init="pca", random_state=seed, perplexity=perplexity)
+    return tsne.fit_transform(z), idx
+
+
+def plot_latents(
+    z: np.ndarray,
+    labels: np.ndarray,
+    path: PathLike,
+    title: str = "",
+    method: str = "pca",
+    predictions: Mapping[str, np.ndarray] | None = None,
+    max_points: int = 5000,
+    seed: int = 0,
+) -> None:
+    """Latent scatter coloured by true class, plus one panel per predicted clustering.
+
+    ``predictions`` maps a panel title (e.g. ``"vae+gmm"``) to cluster ids for the same
+    points as ``z``. Unlabelled points (label -1) are grey.
+    """
+    labels = np.asarray(labels).ravel()
+    predictions = dict(predictions or {})
+    for name, pred in predictions.items():
+        if len(pred) != len(z):
+            raise ValueError(f"predictions {name!r} have {len(pred)} entries for {len(z)} points")
+    if len(labels) != len(z):
+        raise ValueError(f"{len(labels)} labels for {len(z)} points")
+    pts, idx = project_2d(z, method=method, max_points=max_points, seed=seed)
+    panels = [("true class", labels[idx])]
+    panels += [(name, np.asarray(p).ravel()[idx]) for name, p in predictions.items()]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 4.2), squeeze=False)
+    d = np.asarray(z).reshape(len(z), -1).shape[1]
+    axis = "z" if d <= 2 else method.upper()
+    for ax, (name, lab) in zip(axes[0], panels, strict=True):
+        _scatter_labelled(ax, pts, lab)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel(f"{axis} 1", fontsize=8)
+        ax.set_ylabel(f"{axis} 2", fontsize=8)
+        ax.tick_params(labelsize=7)
+    fig.suptitle(title)
+    save_figure(fig, path)
+
+
+# --- confusion ------------------------------------------------------------------------
+
+def plot_confusion(y_true: np.ndarray, y_pred: np.ndarray, path: PathLike, title: str = "") -> None:
+    """Class x cluster counts, clusters reordered by the Hungarian matching.
+
+    Unlabelled points (label -1) are left out; colours are row-normalised.
+    """
+    from vaemix.metrics import confusion
+
+    y_true, y_pred = np.asarray(y_true).ravel(), np.asarray(y_pred).ravel()
+    keep = y_true != UNLABELLED
+    if not keep.any():
+        raise ValueError("no labelled points to build a confusion matrix from")
+    table = confusion(y_true[keep], y_pred[keep])
+    classes = np.unique(y_true[keep])
+    frac = table / np.maximum(table.sum(axis=1, keepdims=True), 1)
+    n_rows, n_cols = table.shape
+    fig, ax = plt.subplots(figsize=(max(3.5, 0.35 * n_cols + 1.5), max(3.0, 0.35 * n_rows + 1)))
+    im = ax.imshow(frac, cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto",
+                   interpolation="nearest")
+    if n_rows <= 20 and n_cols <= 30:
+        for i in range(n_rows):
+            for j in range(n_cols):
+                if table[i, j]:
+                    ax.text(j, i, str(int(table[i, j])), ha="center", va="center", fontsize=5,
+                            color="white" if frac[i, j] > 0.5 else "black")
+    ax.set_yticks(range(n_rows), [str(int(c)) for c in classes], fontsize=6)
+    ax.set_xticks(range(n_cols), [str(j) for j in range(n_cols)], fontsize=6)
+    ax.set_ylabel("true class")
+    ax.set_xlabel("cluster (matched order)")
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of class")
+    ax.set_title(title, fontsize=9)
+    save_figure(fig, path)
+
+
+# --- training curves ------------------------------------------------------------------
+
+def read_curves(curves_dir: PathLike) -> dict[str, pd.DataFrame]:
+    """The dvclive series under ``<curves_dir>/plots/metrics`` as name -> (step, value).
+
+    A series ``train/loss`` lives in ``plots/metrics/train/loss.tsv``; its value column is
+    the last one that is neither ``step`` nor ``timestamp``. Sorted by name.
+    """
+    base = Path(curves_dir) / "plots" / "metrics"
+    out: dict[str, pd.DataFrame] = {}
+    if not base.is_dir():
+        return out
+    for tsv in sorted(base.rglob("*.tsv")):
+        name = tsv.relative_to(base).with_suffix("").as_posix()
+        try:
+            df = pd.read_csv(tsv, sep="\t")
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+            raise DataError(f"{tsv}: not a readable TSV ({err})") from None
+        values = [c for c in df.columns if c not in ("step", "timestamp")]
+        if not values or df.empty:
+            continue
+        step = df["step"] if "step" in df.columns else pd.Series(range(len(df)))
+        out[name] = pd.DataFrame({"step": step.to_numpy(), "value": df[values[-1]].to_numpy()})
+    return out
+
+
+def plot_curves(curves_dir: PathLike, path: PathLike, title: str = "") -> None:
+    """One panel per dvclive series found under ``curves_dir``."""
+    curves = read_curves(curves_dir)
+    if not curves:
+        raise DataError(f"{curves_dir}: no training curves (plots/metrics/**/*.tsv)")
+    n = len(curves)
+    cols = min(3, n)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 2.6 * rows), squeeze=False)
+    for ax, (name, df) in zip(axes.ravel(), curves.items(), strict=False):
+        ax.plot(df["step"], df["value"], marker="." if len(df) < 30 else None, lw=1.2)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("step", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    for ax in axes.ravel()[n:]:
+        ax.set_axis_off()
+    fig.suptitle(title)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+# --- samples per cluster --------------------------------------------------------------
+
+def plot_samples_per_cluster(
+    samples: np.ndarray,
+    path: PathLike,
+    title: str = "",
+    data: np.ndarray | None = None,
+    max_per_cluster: int = 16,
+) -> None:
+    """Generated samples ``[K, n, ...]``, one row per cluster.
+
+    Images: row k is a strip of cluster k's samples. 2-D points: the samples scattered,
+    coloured by cluster, over ``data`` (grey) when given. Other vectors: one heat map
+    per cluster.
+    """
+    samples = np.asarray(samples)
+    if samples.ndim < 3:
+        raise ValueError(f"expected samples [K, n, ...], got shape {samples.shape}")
+    k, n = samples.shape[:2]
+    flat = samples.reshape(k * n, *samples.shape[2:])
+    imgs = as_images(flat)
+    if imgs is not None:
+        m = min(n, max_per_cluster)
+        imgs = imgs.reshape(k, n, *imgs.shape[1:])[:, :m].reshape(k * m, *imgs.shape[1:])
+        fig = _grid_figure(image_grid(imgs, nrow=m), [str(i) for i in range(k)], title,
+                           "cluster")
+    elif is_points_2d(flat):
+        fig, ax = plt.subplots(figsize=(4.8, 4.5))
+        if data is not None:
+            data = np.asarray(data)
+            ax.scatter(data[:, 0], data[:, 1], s=3, color=_GREY, linewidths=0, label="data",
+                       rasterized=True)
+        _scatter_labelled(ax, flat, np.repeat(np.arange(k), n), size=8.0)
+        ax.set_aspect("equal", adjustable="datalim")
+    else:
+        fig, axes = plt.subplots(k, 1, figsize=(6, 1.0 * k + 0.5), squeeze=False)
+        for i, ax in enumerate(axes[:, 0]):
+            ax.imshow(samples[i].reshape(n, -1), aspect="auto", cmap="viridis",
+                      interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_ylabel(str(i), rotation=0, fontsize=7, labelpad=8)
+    if imgs is None:
+        fig.suptitle(title)
+    save_figure(fig, path)
+
+
+# --- summary bars ---------------------------------------------------------------------
+
+_KIND_COLORS = {"encoder": "tab:gray", "baseline": "tab:blue", "mixture": "tab:orange",
+                "moe": "tab:green"}
+
+
+def plot_metric_bars(summary_df: pd.DataFrame, metric: str, path: PathLike) -> None:
+    """Bars of ``metric`` per method, one panel per dataset (rows without it left out)."""
+    datasets = list(dict.fromkeys(summary_df["dataset"])) if len(summary_df) else []
+    n = max(len(datasets), 1)
+    fig, axes = plt.subplots(1, n, figsize=(max(4.0, 4.5 * n), 3.6), squeeze=False)
+    used: set[str] = set()
+    for ax, ds in zip(axes[0], datasets or [None], strict=True):
+        rows = summary_df[summary_df["dataset"] == ds] if ds is not None else summary_df
+        if metric in rows.columns:
+            rows = rows[pd.to_numeric(rows[metric], errors="coerce").notna()]
+        else:
+            rows = rows.iloc[0:0]
+        ax.set_title(str(ds) if ds is not None else metric, fontsize=9)
+        if rows.empty:
+            ax.text(0.5, 0.5, f"no {metric} values", ha="center", va="center",
+                    transform=ax.transAxes, fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            continue
+        values = rows[metric].astype(float).to_numpy()
+        kinds = rows["kind"] if "kind" in rows.columns else ["baseline"] * len(rows)
+        colors = [_KIND_COLORS.get(str(kd), "tab:purple") for kd in kinds]
+        x = np.arange(len(rows))
+        ax.bar(x, values, color=colors, width=0.7)
+        margin = 0.6 + max(0.0, (4 - len(rows)) / 2)  # keep a lone bar narrow and centred
+        ax.set_xlim(-margin, len(rows) - 1 + margin)
+        used.update(str(kd) for kd in kinds)
+        for xi, v in zip(x, values, strict=True):
+            ax.text(xi, v, f"{v:.3f}", ha="center", va="bottom", fontsize=6)
+        ax.set_xticks(x, [str(m) for m in rows["method"]], rotation=45, ha="right", fontsize=7)
+        ax.set_ylabel(metric, fontsize=8)
+        ax.tick_params(axis="y", labelsize=7)
+        ax.grid(axis="y", alpha=0.3)
+    shown = [k for k in _KIND_COLORS if k in used]
+    if shown:
+        handles = [Patch(color=_KIND_COLORS[k], label=k) for k in shown]
+        fig.legend(handles=handles, loc="upper right", fontsize=7, frameon=False,
+                   ncol=len(shown))
+    fig.suptitle(metric)
+    fig.tight_layout()
+    save_figure(fig, path)

@@ -1,0 +1,160 @@
+"""The summary table: every expected metrics file gathered into one frame.
+
+:func:`expected_runs` lists the (dataset, method) pairs that ``params.yaml`` asks for;
+:func:`collect` reads ``reports/metrics/<dataset>/<method>.json`` for each of them (files
+of datasets or methods no longer in the params are stale and ignored) and
+:func:`write_summary` writes ``reports/summary.csv`` and ``reports/summary.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from vaemix.config import Params
+from vaemix.errors import DataError
+from vaemix.io import METRICS_ROOT, metrics_path, write_text
+
+# The metric keys of the output contract, in table order.
+CONTRACT_KEYS = (
+    "acc",
+    "nmi",
+    "ari",
+    "completeness",
+    "n_clusters_used",
+    "test_recon_ll",
+    "elbo",
+    "test_mse",
+    "train_seconds",
+    "samples_per_second",
+    "epochs",
+    "seed",
+)
+INT_KEYS = ("n_clusters_used", "epochs", "seed")
+COLUMNS = ("dataset", "method", "kind", *CONTRACT_KEYS)
+KINDS = ("encoder", "baseline", "mixture", "moe")
+
+
+def moe_methods(params: Params, dataset: str) -> list[str]:
+    """The MoE runs ``moe_<gate>_z<d>`` expected on ``dataset``.
+
+    Hook for the mixture-of-experts issue: it defines where the swept latent dims live in
+    params.yaml and fills this in. Until then no gate is accepted by the params
+    validation, so the list is empty.
+    """
+    gates = params.get("moe", {}).get("gates") or []
+    if gates:
+        raise NotImplementedError(
+            "summary.moe_methods: MoE runs are not wired in yet (latent dims unknown)"
+        )
+    return []
+
+
+def expected_runs(params: Params) -> list[tuple[str, str]]:
+    """(dataset, method) pairs the params ask for, in a fixed order.
+
+    Per dataset: the encoders, the mixture models, ``<encoder>+<baseline>`` for every
+    baseline encoder and baseline, then the MoE runs.
+    """
+    runs: list[tuple[str, str]] = []
+    for ds in params["datasets"]:
+        methods = [*params["encoders"], *params["methods"]]
+        methods += [f"{enc}+{bl}" for enc in params["baseline_encoders"]
+                    for bl in params["baselines"]]
+        methods += moe_methods(params, ds)
+        runs += [(ds, m) for m in methods]
+    return runs
+
+
+def method_kind(method: str, params: Params) -> str:
+    """``encoder``, ``baseline``, ``moe`` or ``mixture``."""
+    if method in params["encoders"]:
+        return "encoder"
+    if "+" in method:
+        return "baseline"
+    if method.startswith("moe_"):
+        return "moe"
+    return "mixture"
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return math.nan
+    return float(value)
+
+
+def read_metrics(path: str | os.PathLike) -> dict[str, Any]:
+    """One metrics file as a dict; a missing or malformed file raises DataError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: metrics file missing; run the stage that writes it")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DataError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: expected a JSON object of metrics")
+    return data
+
+
+def collect(params: Params, root: str | os.PathLike = METRICS_ROOT) -> pd.DataFrame:
+    """One row per expected (dataset, method): dataset, method, kind, contract keys.
+
+    Absent keys are NaN; the integer keys become nullable ``Int64`` columns when every
+    present value is whole.
+    """
+    rows = []
+    for ds, method in expected_runs(params):
+        metrics = read_metrics(metrics_path(ds, method, root))
+        row: dict[str, Any] = {"dataset": ds, "method": method,
+                               "kind": method_kind(method, params)}
+        row.update({k: _number(metrics.get(k)) for k in CONTRACT_KEYS})
+        rows.append(row)
+    df = pd.DataFrame(rows, columns=list(COLUMNS))
+    for key in CONTRACT_KEYS:
+        df[key] = df[key].astype("float64")
+    for key in INT_KEYS:
+        col = df[key]
+        present = col.dropna()
+        if (present == present.round()).all():
+            df[key] = col.round().astype("Int64")
+    return df
+
+
+def _fmt(value: Any, key: str) -> str:
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if key in INT_KEYS and float(value) == round(float(value)):
+        return str(int(value))
+    return f"{float(value):.3f}"
+
+
+def summary_markdown(df: pd.DataFrame) -> str:
+    """A markdown table per dataset; numbers to 3 decimals, blank where absent."""
+    header = ["method", "kind", *CONTRACT_KEYS]
+    lines = ["# Summary", "",
+             "Test-split metrics per (dataset, method); blank = not defined for that method.",
+             ""]
+    for ds in dict.fromkeys(df["dataset"]):
+        lines += [f"## {ds}", "", "| " + " | ".join(header) + " |",
+                  "|" + "|".join(["---"] * 2 + ["---:"] * len(CONTRACT_KEYS)) + "|"]
+        for _, row in df[df["dataset"] == ds].iterrows():
+            cells = [str(row["method"]), str(row["kind"])]
+            cells += [_fmt(row[k], k) for k in CONTRACT_KEYS]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def write_summary(df: pd.DataFrame, out_dir: str | os.PathLike = "reports") -> tuple[Path, Path]:
+    """Write ``<out_dir>/summary.csv`` and ``<out_dir>/summary.md`` atomically."""
+    out = Path(out_dir)
+    csv_path, md_path = out / "summary.csv", out / "summary.md"
+    write_text(csv_path, df.to_csv(index=False, lineterminator="\n"))
+    write_text(md_path, summary_markdown(df))
+    return csv_path, md_path

@@ -1,0 +1,247 @@
+"""Figures: every plotting function writes a valid PNG; the report walks a fake tree."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import numpy as np
+import pandas as pd
+import pytest
+
+from vaemix import plots
+from vaemix.errors import DataError
+from vaemix.io import save_npz
+from vaemix.report import build_figures
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def assert_png(path: Path) -> np.ndarray:
+    data = path.read_bytes()
+    assert data.startswith(PNG_SIGNATURE), f"{path} is not a PNG"
+    img = mpimg.imread(path)
+    assert img.ndim == 3 and img.shape[2] in (3, 4)
+    assert img.shape[0] > 20 and img.shape[1] > 20
+    return img
+
+
+def images(n: int, c: int, h: int = 8, w: int = 6, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).random((n, c, h, w)).astype(np.float32)
+
+
+def blobs(n_per: int = 30, k: int = 3, d: int = 2, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=5.0, size=(k, d))
+    z = np.concatenate([c + rng.normal(size=(n_per, d)) for c in centres])
+    y = np.repeat(np.arange(k), n_per).astype(np.int64)
+    return z.astype(np.float32), y
+
+
+# --- image_grid -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("c", [1, 3])
+def test_image_grid_shape(c):
+    grid = plots.image_grid(images(10, c), nrow=4, pad=2)
+    rows, cols = 3, 4
+    expected = (rows * 8 + (rows + 1) * 2, cols * 6 + (cols + 1) * 2)
+    assert grid.shape == (expected if c == 1 else (*expected, 3))
+    assert grid.min() >= 0.0 and grid.max() <= 1.0
+
+
+def test_image_grid_places_images_and_fewer_than_nrow():
+    imgs = images(3, 1)
+    grid = plots.image_grid(imgs, nrow=8, pad=1, pad_value=1.0)
+    assert grid.shape == (8 + 2, 3 * 6 + 4)
+    np.testing.assert_allclose(grid[1:9, 1:7], imgs[0, 0])
+    np.testing.assert_allclose(grid[1:9, 8:14], imgs[1, 0])
+    assert (grid[0] == 1.0).all()
+
+
+def test_image_grid_accepts_nhw_and_rejects_bad_channels():
+    assert plots.image_grid(np.zeros((4, 5, 5)), nrow=2, pad=0).shape == (10, 10)
+    with pytest.raises(ValueError):
+        plots.image_grid(np.zeros((4, 2, 5, 5)), nrow=2)
+
+
+# --- each figure ----------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["grey", "rgb", "points", "vectors"])
+def test_plot_reconstructions(tmp_path, kind):
+    rng = np.random.default_rng(0)
+    x = {"grey": images(32, 1), "rgb": images(32, 3),
+         "points": rng.normal(size=(32, 2)), "vectors": rng.normal(size=(32, 7))}[kind]
+    out = tmp_path / "recon.png"
+    plots.plot_reconstructions(x, np.clip(x + 0.05, 0, 1), out, title=kind)
+    assert_png(out)
+
+
+def test_plot_reconstructions_shape_mismatch(tmp_path):
+    with pytest.raises(ValueError):
+        plots.plot_reconstructions(images(4, 1), images(5, 1), tmp_path / "r.png")
+
+
+def test_project_2d_pca_deterministic():
+    z, _ = blobs(d=6)
+    a, idx = plots.project_2d(z, "pca")
+    b, _ = plots.project_2d(z * 1.0, "pca")
+    assert a.shape == (len(z), 2) and len(idx) == len(z)
+    np.testing.assert_array_equal(a, b)
+    sub, idx = plots.project_2d(z, "pca", max_points=20)
+    assert sub.shape == (20, 2) and (np.diff(idx) > 0).all()
+    direct, _ = plots.project_2d(z[:, :2], "pca")
+    np.testing.assert_allclose(direct, z[:, :2])
+
+
+@pytest.mark.parametrize("d,method", [(2, "pca"), (6, "pca"), (6, "tsne"), (1, "pca")])
+def test_plot_latents(tmp_path, d, method):
+    z, y = blobs(d=d)
+    y[:5] = -1  # unlabelled points are drawn grey
+    pred = (y + 1) % 3
+    out = tmp_path / "latents.png"
+    plots.plot_latents(z, y, out, title="t", method=method, predictions={"vae+gmm": pred})
+    assert_png(out)
+
+
+def test_plot_latents_bytes_deterministic(tmp_path):
+    z, y = blobs(d=4)
+    plots.plot_latents(z, y, tmp_path / "a.png", predictions={"p": y})
+    plots.plot_latents(z, y, tmp_path / "b.png", predictions={"p": y})
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+
+
+def test_plot_confusion(tmp_path):
+    _, y = blobs(k=4)
+    pred = (y + 2) % 5
+    y[:3] = -1
+    out = tmp_path / "confusion.png"
+    plots.plot_confusion(y, pred, out, title="c")
+    assert_png(out)
+    with pytest.raises(ValueError):
+        plots.plot_confusion(np.full(5, -1), np.zeros(5), tmp_path / "none.png")
+
+
+def write_curves(curves_dir: Path, with_timestamp: bool = False) -> None:
+    for name in ("train/loss", "train/kl", "test/acc"):
+        f = curves_dir / "plots" / "metrics" / f"{name}.tsv"
+        f.parent.mkdir(parents=True, exist_ok=True)
+        head = ("timestamp\t" if with_timestamp else "") + f"step\t{name}\n"
+        rows = "".join(
+            ("1700000000\t" if with_timestamp else "") + f"{s}\t{1.0 / (s + 1)}\n"
+            for s in range(5)
+        )
+        f.write_text(head + rows)
+    (curves_dir / "metrics.json").write_text("{}")
+
+
+@pytest.mark.parametrize("with_timestamp", [False, True])
+def test_plot_curves(tmp_path, with_timestamp):
+    write_curves(tmp_path / "curves", with_timestamp)
+    curves = plots.read_curves(tmp_path / "curves")
+    assert list(curves) == ["test/acc", "train/kl", "train/loss"]
+    assert list(curves["train/loss"]["step"]) == [0, 1, 2, 3, 4]
+    out = tmp_path / "curves.png"
+    plots.plot_curves(tmp_path / "curves", out, title="curves")
+    assert_png(out)
+
+
+def test_plot_curves_empty_dir_raises(tmp_path):
+    assert plots.read_curves(tmp_path) == {}
+    with pytest.raises(DataError, match=str(tmp_path)):
+        plots.plot_curves(tmp_path, tmp_path / "c.png")
+
+
+@pytest.mark.parametrize("kind", ["grey", "rgb", "points", "vectors"])
+def test_plot_samples_per_cluster(tmp_path, kind):
+    rng = np.random.default_rng(1)
+    k, n = 4, 6
+    samples = {"grey": images(k * n, 1).reshape(k, n, 1, 8, 6),
+               "rgb": images(k * n, 3).reshape(k, n, 3, 8, 6),
+               "points": rng.normal(size=(k, n, 2)),
+               "vectors": rng.normal(size=(k, n, 5))}[kind]
+    out = tmp_path / "samples.png"
+    data = rng.normal(size=(50, 2)) if kind == "points" else None
+    plots.plot_samples_per_cluster(samples, out, title=kind, data=data)
+    assert_png(out)
+
+
+def test_plot_metric_bars(tmp_path):
+    df = pd.DataFrame({
+        "dataset": ["mnist", "mnist", "mnist", "spiral"],
+        "method": ["vae", "vae+gmm", "ae+kmeans", "vae"],
+        "kind": ["encoder", "baseline", "baseline", "encoder"],
+        "acc": [np.nan, 0.8, 0.7, np.nan],
+    })
+    out = tmp_path / "bars.png"
+    plots.plot_metric_bars(df, "acc", out)
+    assert_png(out)
+    plots.plot_metric_bars(df, "nmi", tmp_path / "missing_metric.png")
+    assert_png(tmp_path / "missing_metric.png")
+
+
+# --- the report -----------------------------------------------------------------------
+
+def fake_tree(root: Path) -> dict:
+    params = {"seed": 0, "datasets": ["spiral", "mnist"], "encoders": ["ae", "vae"],
+              "methods": [], "baselines": ["gmm"], "baseline_encoders": ["vae"],
+              "moe": {"gates": []}}
+    z, y = blobs(n_per=20, k=5, d=2)
+    art = root / "artifacts"
+    # spiral: 2-D points, everything present for vae
+    sp = art / "spiral"
+    save_npz(sp / "vae" / "latents.npz", z_train=z, z_test=z, y_train=y, y_test=y)
+    save_npz(sp / "vae" / "recon.npz", x=z[:32], x_recon=z[:32] * 0.9)
+    save_npz(sp / "vae" / "samples.npz", samples=np.random.default_rng(0).normal(size=(5, 8, 2)))
+    save_npz(sp / "vae+gmm" / "pred.npz", pred_test=(y + 1) % 5, y_test=y)
+    write_curves(root / "reports" / "curves" / "spiral" / "vae")
+    # a stale method directory is ignored
+    save_npz(sp / "old" / "recon.npz", x=z[:4], x_recon=z[:4])
+    (root / "data" / "prepared" / "spiral").mkdir(parents=True)
+    (root / "data" / "prepared" / "spiral" / "samples.png").write_bytes(PNG_SIGNATURE + b"x")
+    save_npz(root / "data" / "prepared" / "spiral" / "data.npz", x_train=z, y_train=y,
+             x_test=z, y_test=y)
+    # mnist: images, only ae reconstructions and unlabelled latents
+    imgs = images(32, 1, 28, 28)
+    save_npz(art / "mnist" / "ae" / "recon.npz", x=imgs, x_recon=imgs)
+    zz, _ = blobs(n_per=10, k=3, d=10)
+    save_npz(art / "mnist" / "ae" / "latents.npz", z_train=zz, z_test=zz,
+             y_train=np.full(len(zz), -1), y_test=np.full(len(zz), -1))
+    df = pd.DataFrame({"dataset": ["spiral", "spiral", "mnist"],
+                       "method": ["vae", "vae+gmm", "vae+gmm"],
+                       "kind": ["encoder", "baseline", "baseline"],
+                       "acc": [np.nan, 0.6, 0.5], "nmi": [np.nan, 0.55, 0.4]})
+    (root / "reports").mkdir(parents=True, exist_ok=True)
+    df.to_csv(root / "reports" / "summary.csv", index=False)
+    return params
+
+
+def test_build_figures(tmp_path):
+    params = fake_tree(tmp_path)
+    out = tmp_path / "figures"
+    written = build_figures(params, out, root=tmp_path)
+    names = sorted(p.relative_to(out).as_posix() for p in written)
+    assert names == sorted([
+        "spiral/data_samples.png", "spiral/vae_recon.png", "spiral/vae_latents.png",
+        "spiral/vae_samples.png", "spiral/vae_curves.png", "spiral/vae+gmm_confusion.png",
+        "mnist/ae_recon.png", "mnist/ae_latents.png", "summary_acc.png", "summary_nmi.png",
+    ])
+    found = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
+    assert found == names
+    for p in written:
+        if p.name != "data_samples.png":
+            assert_png(p)
+
+
+def test_build_figures_needs_summary(tmp_path):
+    params = fake_tree(tmp_path)
+    (tmp_path / "reports" / "summary.csv").unlink()
+    with pytest.raises(DataError, match="summary.csv"):
+        build_figures(params, tmp_path / "figures", root=tmp_path)
+
+
+def test_build_figures_rejects_mismatched_predictions(tmp_path):
+    params = fake_tree(tmp_path)
+    save_npz(tmp_path / "artifacts" / "spiral" / "vae+gmm" / "pred.npz",
+             pred_test=np.zeros(3, dtype=np.int64), y_test=np.zeros(3, dtype=np.int64))
+    with pytest.raises(DataError, match="pred.npz"):
+        build_figures(params, tmp_path / "figures", root=tmp_path)
