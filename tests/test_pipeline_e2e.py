@@ -1,0 +1,170 @@
+"""End to end: the real `dvc repro` of the project on small generated data.
+
+The project is copied into a temporary git repository, small MNIST and CIFAR-100 files
+are written in their real on-disk formats, params.yaml is shrunk to a tiny profile, and
+the whole DAG runs. Then: every contract file exists and holds finite numbers, a second
+`dvc repro` does nothing, and changing only the VAE's learning rate reruns exactly the
+VAE pretraining, the baselines on its latents, evaluate and report.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.data.fakes import write_cifar100_raw, write_mnist_raw
+
+ROOT = Path(__file__).resolve().parents[1]
+DATASETS = ["mnist", "spiral", "cifar100"]
+ENCODERS = ["ae", "vae"]
+BASELINES = ["kmeans", "gmm", "dpgmm"]
+CLUSTER_KEYS = {"acc", "nmi", "ari", "completeness", "n_clusters_used"}
+TRAINED_KEYS = {"test_recon_ll", "train_seconds", "samples_per_second", "epochs", "seed"}
+
+pytestmark = pytest.mark.slow
+
+
+def tiny_params() -> dict:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["datasets"] = DATASETS
+    params["budget"] = {"epoch_scale": 0.04, "max_train": 400, "max_test": 150}
+    params["data"]["spiral"]["points_per_arm"] = 120
+    params["model"]["mnist"]["hidden"] = [64, 64]
+    params["model"]["spiral"]["hidden"] = [32, 32]
+    params["model"]["cifar100"]["hidden"] = [64]
+    params["model"]["cifar100"]["latent_dim"] = 8
+    for enc in ENCODERS:
+        params["pretrain"][enc].update(epochs=50, eval_every=1, per_dataset={})
+    params["baseline"]["kmeans"]["n_init"] = 2
+    params["baseline"]["gmm"]["n_init"] = 1
+    params["baseline"]["dpgmm"]["max_iter"] = 100
+    return params
+
+
+def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["DVC_NO_ANALYTICS"] = "1"
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def stages_run(output: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", output))
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    proj = tmp_path_factory.mktemp("vaemix")
+    for name in ("dvc.yaml", "pyproject.toml", ".gitignore"):
+        shutil.copy(ROOT / name, proj / name)
+    for folder in ("stages", "src"):
+        shutil.copytree(ROOT / folder, proj / folder,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    (proj / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
+    write_mnist_raw(proj / "data" / "raw", n_train=500, n_test=200, seed=0)
+    write_cifar100_raw(proj / "data" / "raw", n_train=300, n_test=120, seed=0)
+    run(["git", "init", "-q"], proj)
+    run(["git", "config", "user.email", "ci@example.com"], proj)
+    run(["git", "config", "user.name", "ci"], proj)
+    run([sys.executable, "-m", "dvc", "init", "-q"], proj)
+    run([sys.executable, "-m", "dvc", "config", "core.analytics", "false"], proj)
+    run(["git", "add", "-A"], proj)
+    run(["git", "commit", "-qm", "tiny profile"], proj)
+    first = run([sys.executable, "-m", "dvc", "repro"], proj)
+    (proj / "first_run.log").write_text(first.stdout + first.stderr)
+    return proj
+
+
+def test_every_contract_file_is_written(project):
+    for ds in DATASETS:
+        for enc in ENCODERS:
+            m = json.loads((project / f"reports/metrics/{ds}/{enc}.json").read_text())
+            assert TRAINED_KEYS <= m.keys(), (ds, enc, m.keys())
+            assert m["epochs"] == 2 and m["test_recon_ll"] < 0
+            if enc == "vae":
+                assert m["elbo"] <= m["test_recon_ll"]
+            curves = project / f"reports/curves/{ds}/{enc}/plots/metrics"
+            assert (curves / "train/loss.tsv").read_text().count("\n") == 3  # header + 2 epochs
+            assert (curves / "test/acc.tsv").is_file()
+            assert (project / f"artifacts/{ds}/{enc}/model.pt").is_file()
+            for bl in BASELINES:
+                b = json.loads((project / f"reports/metrics/{ds}/{enc}+{bl}.json").read_text())
+                assert CLUSTER_KEYS <= b.keys(), (ds, enc, bl)
+                assert 0.0 <= b["acc"] <= 1.0 and 1 <= b["n_clusters_used"]
+            dp = json.loads((project / f"reports/metrics/{ds}/{enc}+dpgmm.json").read_text())
+            assert dp["n_components_effective"] >= 1
+        card = json.loads((project / f"data/prepared/{ds}/card.json").read_text())
+        assert card["dataset"] == ds
+    for path in (project / "reports/metrics").rglob("*.json"):
+        for key, value in json.loads(path.read_text()).items():
+            assert not (isinstance(value, float) and not math.isfinite(value)), (path, key)
+
+
+def test_summary_and_figures(project):
+    csv = (project / "reports/summary.csv").read_text().splitlines()
+    assert len(csv) == 1 + len(DATASETS) * len(ENCODERS) * (1 + len(BASELINES))
+    md = (project / "reports/summary.md").read_text()
+    assert "vae+gmm" in md and "cifar100" in md
+    figures = {p.relative_to(project / "reports/figures").as_posix()
+               for p in (project / "reports/figures").rglob("*.png")}
+    for ds in DATASETS:
+        for fig in ("data_samples.png", "vae_recon.png", "ae_latents.png",
+                    "vae+gmm_confusion.png", "ae_curves.png"):
+            assert f"{ds}/{fig}" in figures, (ds, fig, sorted(figures))
+
+
+def test_dvc_metrics_show_lists_every_file(project):
+    out = run([sys.executable, "-m", "dvc", "metrics", "show", "--json"], project).stdout
+    files = set(next(iter(json.loads(out).values()))["data"].keys())
+    assert "reports/metrics/spiral/vae+dpgmm.json" in files
+    assert len(files) == len(DATASETS) * len(ENCODERS) * (1 + len(BASELINES))
+
+
+def test_second_repro_does_nothing(project):
+    out = run([sys.executable, "-m", "dvc", "repro"], project)
+    assert stages_run(out.stdout + out.stderr) == set()
+    status = run([sys.executable, "-m", "dvc", "status"], project).stdout
+    assert "up to date" in status
+
+
+def test_changing_vae_lr_reruns_only_what_depends_on_it(project):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["pretrain"]["vae"]["lr"] = 0.0005
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = run([sys.executable, "-m", "dvc", "repro"], project)
+    ran = stages_run(out.stdout + out.stderr)
+    expected = {f"pretrain@{ds}-vae" for ds in DATASETS}
+    expected |= {f"baselines@{ds}-vae-{bl}" for ds in DATASETS for bl in BASELINES}
+    expected |= {"evaluate", "report"}
+    assert ran == expected
+
+
+def test_bad_param_stops_stage_with_one_line_and_writes_nothing(project):
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    good = yaml.safe_dump(params, sort_keys=False)
+    params["pretrain"]["vae"]["lr"] = -1
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    metrics = project / "reports/metrics/spiral/vae.json"
+    before = metrics.read_bytes()
+    metrics.unlink()
+    try:
+        proc = run([sys.executable, "stages/pretrain.py", "spiral", "vae"], project, check=False)
+        assert proc.returncode == 2
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and "'pretrain.vae.lr' must be a positive number" in lines[0]
+        assert not metrics.exists()
+    finally:
+        (project / "params.yaml").write_text(good)
+        metrics.write_bytes(before)
