@@ -20,9 +20,9 @@ from vaemix.errors import ParamError
 
 DATASETS = ("mnist", "spiral", "cifar100", "npz")
 ENCODERS = ("ae", "vae")
-# Mixture models trained by train@<dataset>-<method>; each later issue adds its id here
-# and a module in vaemix.models.
-METHODS: tuple[str, ...] = ()
+# Mixture models trained by train@<dataset>-<method>; each has a module in vaemix.models,
+# an entry in vaemix.models.MODELS and a section train.<method> in params.yaml.
+METHODS: tuple[str, ...] = ("vade", "dmvae", "movae")
 BASELINES = ("kmeans", "gmm", "dpgmm")
 GATES: tuple[str, ...] = ()
 NETS = ("mlp", "conv")
@@ -165,6 +165,16 @@ def _validate_training(params: Params, section: str, name: str) -> None:
                 check(wrapped, f"s.{key}")
             except ParamError as err:
                 raise ParamError(str(err).replace("'s.", f"'{where}.")) from None
+        for key, check in (
+            ("lr_decay", positive_number),
+            ("lr_decay_every", positive_int),
+            ("grad_clip", positive_number),
+        ):
+            if merged.get(key) is not None:
+                try:
+                    check(wrapped, f"s.{key}")
+                except ParamError as err:
+                    raise ParamError(str(err).replace("'s.", f"'{where}.")) from None
 
 
 def _validate_model(params: Params, ds: str) -> None:
@@ -237,6 +247,12 @@ def validate(params: Params) -> Params:
     nonneg_number(params, "regression.noise")
     for enc in encoders:
         _validate_training(params, "pretrain", enc)
+    methods = get(params, "methods")
+    if methods and "ae" not in encoders:
+        # every train@ stage may start from the pretrained autoencoder (VaDE's initialisation)
+        raise ParamError("params.yaml: 'encoders' must include 'ae' when 'methods' is not empty")
+    for method in methods:
+        _validate_training(params, "train", method)
     _validate_baseline(params)
     return params
 

@@ -100,3 +100,13 @@ def gumbel_softmax(
         return y
     one_hot = F.one_hot(y.argmax(-1), logits.shape[-1]).to(y.dtype)
     return one_hot - y.detach() + y
+
+
+def relaxed_gaussian_prior(zeta: Tensor, means: Tensor, logvars: Tensor) -> tuple[Tensor, Tensor]:
+    """The relaxed prior p(z|zeta) = N(sum_k zeta_k mu_k, diag sum_k zeta_k sigma_k^2).
+
+    zeta: [..., K] on the simplex (a Gumbel-softmax sample); means, logvars: [K, d].
+    Returns (mean, logvar), each [..., d]. At one-hot zeta = e_c it is exactly
+    N(mu_c, sigma_c^2), the relaxation Singh et al. 2018 (sec. 7) ask for as tau -> 0.
+    """
+    return zeta @ means, torch.log(zeta @ torch.exp(logvars))

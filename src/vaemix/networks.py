@@ -171,3 +171,44 @@ class Likelihood(nn.Module):
         std = torch.exp(0.5 * self.logvar.clamp(MIN_LOGVAR, MAX_LOGVAR))
         noise = torch.randn(out.shape, dtype=out.dtype, device=out.device, generator=generator)
         return out + std * noise
+
+
+# --- ensembles: n networks of one shape, evaluated in one batched call ------------------
+
+class BatchedLinear(nn.Module):
+    """``n`` independent linear layers run as one batched matmul; weight [n, in, out].
+
+    Input [n, B, in] (one input per member) or [B, in] (shared by every member); output
+    [n, B, out]. Each member is initialised like ``nn.Linear``: U(-1/sqrt(in), 1/sqrt(in)).
+    """
+
+    def __init__(self, n: int, in_features: int, out_features: int) -> None:
+        super().__init__()
+        bound = 1.0 / math.sqrt(in_features)
+        weight = torch.empty(n, in_features, out_features).uniform_(-bound, bound)
+        self.weight = nn.Parameter(weight)
+        self.bias = nn.Parameter(torch.empty(n, 1, out_features).uniform_(-bound, bound))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() == 2:
+            return torch.einsum("bi,nio->nbo", x, self.weight) + self.bias
+        return torch.baddbmm(self.bias, x, self.weight)
+
+    def member(self, k: int) -> nn.Linear:
+        """The k-th layer as a stand-alone ``nn.Linear`` (a copy, for checks and export)."""
+        n_in, n_out = self.weight.shape[1:]
+        layer = nn.Linear(n_in, n_out).to(self.weight.device)
+        with torch.no_grad():
+            layer.weight.copy_(self.weight[k].T)
+            layer.bias.copy_(self.bias[k, 0])
+        return layer
+
+
+def batched_mlp(n: int, sizes: Sequence[int], final_activation: bool = False) -> nn.Sequential:
+    """``n`` independent copies of :func:`mlp` (same sizes) as one batched network."""
+    layers: list[nn.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        layers.append(BatchedLinear(n, n_in, n_out))
+        if i < len(sizes) - 2 or final_activation:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)

@@ -75,7 +75,7 @@ def train_and_export(
     x_train = to_tensor(data.x_train, device)
     x_test = to_tensor(data.x_test, device)
     if init is not None and hasattr(model, "initialise"):
-        model.initialise(x_train, **init)
+        model.initialise(x_train, seed=seed, **init)
 
     labelled = bool((data.y_test >= 0).all())
     k = spec.n_clusters

@@ -38,6 +38,9 @@ class TrainConfig:
     weight_decay: float = 0.0
     eval_every: int = 5
     seed: int = 0
+    lr_decay: float = 1.0  # multiply the learning rate by this ...
+    lr_decay_every: int = 10  # ... every this many epochs (VaDE: 0.9 every 10)
+    grad_clip: float | None = None  # max gradient norm; None = no clipping
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], epochs: int, seed: int) -> TrainConfig:
@@ -48,6 +51,9 @@ class TrainConfig:
             weight_decay=float(settings.get("weight_decay", 0.0)),
             eval_every=int(settings.get("eval_every", 5)),
             seed=seed,
+            lr_decay=float(settings.get("lr_decay", 1.0)),
+            lr_decay_every=int(settings.get("lr_decay_every", 10)),
+            grad_clip=None if settings.get("grad_clip") is None else float(settings["grad_clip"]),
         )
 
 
@@ -130,6 +136,9 @@ def _fit(
         optimizer = torch.optim.Adam(
             model.parameters(), lr=config.lr, weight_decay=config.weight_decay
         )
+    scheduler = torch.optim.lr_scheduler.StepLR(
+        optimizer, step_size=config.lr_decay_every, gamma=config.lr_decay
+    )
     gen = torch.Generator(device="cpu").manual_seed(config.seed)
     n = len(x_train)
     n_batches = math.ceil(n / config.batch_size)
@@ -148,9 +157,12 @@ def _fit(
             _check_finite(terms, epoch, b)
             optimizer.zero_grad(set_to_none=True)
             terms["loss"].backward()
+            if config.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
             for k, v in terms.items():
                 sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(idx)
+        scheduler.step()
         if x_train.device.type == "cuda":
             torch.cuda.synchronize(x_train.device)
         train_seconds += time.perf_counter() - start
