@@ -11,10 +11,16 @@ from typing import Any
 
 from vaemix.models.ae import VAE, AutoEncoder
 from vaemix.models.base import Model, ModelSpec
+from vaemix.models.dmvae import DMVAE
+from vaemix.models.movae import MoVAE
+from vaemix.models.vade import VaDE
 
 MODELS: dict[str, Callable[[ModelSpec], Model]] = {
     "ae": AutoEncoder,
     "vae": VAE,
+    "dmvae": DMVAE,
+    "movae": MoVAE,
+    "vade": VaDE,
 }
 
 

@@ -1,0 +1,277 @@
+"""Discrete Mixture VAE (DMVAE), Singh et al. 2018, sec. 6-7.
+
+Generative story (Singh et al. 2018, Algorithm 1): c ~ Cat(pi), z | c ~ N(mu_c, diag
+sigma_c^2), x | z ~ p(x|z) from the decoder. Unlike VaDE, the cluster posterior has its own
+encoder: the mean-field posterior is q(z, c|x) = q(z|x) q(c|x) (sec. 6), with
+q(z|x) = N(mu(x), diag sigma^2(x)) and q(c|x) = Cat(softmax(g(x))) from a separate network.
+
+Training maximises the relaxed objective of sec. 7 (the x-part of L~):
+
+    L~(x) = E_q(z|x)[ln p(x|z)] - E_{zeta}[KL(q(z|x) || p(z|zeta))] - KL(q(c|x) || p(c))
+
+- zeta ~ Concrete / Gumbel-softmax(q(c|x), tau) (Maddison et al. 2017; Jang et al. 2017,
+  eq. 1), one sample per example; with ``hard`` the forward value is one-hot and the
+  gradient is the relaxed sample's (straight-through, Jang et al. 2017, sec. 2.2).
+- The relaxed prior p(z|zeta) must tend to p(z|c) as tau -> 0 (sec. 7, "Note"); the seed
+  does not say how. We use the linear interpolation of the component parameters,
+  p(z|zeta) = N(sum_k zeta_k mu_k, diag sum_k zeta_k sigma_k^2)
+  (``vaemix.distributions.relaxed_gaussian_prior``): it is a Gaussian for every zeta in the
+  simplex, so the KL given zeta stays in closed form (as for VaDE's p(z|c)); it equals
+  N(mu_c, sigma_c^2) exactly at one-hot zeta (so ``hard`` trains on the true p(z|c) in the
+  forward pass); and it is linear in zeta, so its gradient reaches q(c|x) simply. The
+  alternatives are the product of experts prod_k N(mu_k, sigma_k^2)^zeta_k (precision
+  weighted, also exact at one-hot, but a component with a tiny variance dominates any soft
+  zeta) and the mixture sum_k zeta_k N(mu_k, sigma_k^2) (exact at one-hot but its KL needs
+  Monte Carlo).
+- KL(q(c|x) || p(c)) is the KL between the discrete distributions, as written in the
+  seed's L~ and as used by Jang et al. 2017 (sec. 3.1) for their VAEs. Maddison et al.
+  2017 (App. C) instead use a KL between the Concrete densities, estimated by Monte Carlo;
+  we do not. p(c) is uniform (sec. 6.1) or, with ``prior: learned``, softmax(theta).
+- tau is annealed exponentially from ``tau_start`` to ``tau_end`` over
+  ``tau_anneal_epochs`` epochs (one value per epoch, set in ``start_epoch``) and held
+  after (Jang et al. 2017 anneal exponentially, per step). The anneal length is capped at
+  the run's last epoch, so a run shortened by ``budget.epoch_scale`` still ends at tau_end.
+
+At test time c is discrete: ``predict_clusters`` is argmax q(c|x), and ``evaluate``'s
+``elbo`` is the bound of the unrelaxed model (sec. 7, L before relaxation), with the
+expectation over c taken exactly: ln p(x|z) - sum_c q(c|x) KL(q(z|x)||p(z|c)) - KL(q(c|x)||p(c)).
+That is the tau -> 0 limit of L~ and a true lower bound on ln p(x), comparable with the
+other models' ``elbo`` (plugging in the one-hot argmax of q(c|x) instead would not be a bound).
+
+Options (``train.dmvae`` in params.yaml), with defaults: ``tau_start`` 1.0, ``tau_end``
+0.1, ``tau_anneal_epochs`` 50, ``hard`` false, ``prior`` uniform | learned, ``init``
+ae | none (random start; on separated blobs it merges some clusters, so
+ae is the default), ``mu_init_scale`` 1.0 (init none: mu_k ~ N(0, scale^2 I)), ``q_init_epochs``
+(init ae: epochs fitting q(c|x) to the GMM responsibilities).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vaemix.config import boolean, choice, nonneg_int, positive_number
+from vaemix.distributions import (
+    gumbel_softmax,
+    kl_categorical,
+    kl_gaussians,
+    log_normal_diag,
+    relaxed_gaussian_prior,
+    reparameterize,
+)
+from vaemix.errors import ParamError
+from vaemix.models.base import Model, ModelSpec
+from vaemix.models.init import copy_autoencoder, gmm_on_encoder, load_ae_state
+from vaemix.networks import (
+    MAX_LOGVAR,
+    MIN_LOGVAR,
+    GaussianHead,
+    Likelihood,
+    build_decoder,
+    build_trunk,
+)
+
+SECTION = "train.dmvae"
+DEFAULTS: dict[str, Any] = {
+    "tau_start": 1.0,
+    "tau_end": 0.1,
+    "tau_anneal_epochs": 50,
+    "hard": False,
+    "prior": "uniform",
+    "init": "ae",
+    "mu_init_scale": 1.0,
+    "q_init_epochs": 5,
+}
+
+
+def check_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The DMVAE options with defaults filled in; a bad one raises ParamError naming
+    ``train.dmvae.<key>``."""
+    opts = {**DEFAULTS, **{k: v for k, v in options.items() if k in DEFAULTS}}
+    wrapped = {"train": {"dmvae": opts}}
+    positive_number(wrapped, f"{SECTION}.tau_start")
+    positive_number(wrapped, f"{SECTION}.tau_end")
+    if opts["tau_end"] > opts["tau_start"]:
+        raise ParamError(
+            f"params.yaml: '{SECTION}.tau_end' must be at most tau_start "
+            f"({opts['tau_start']!r}), got {opts['tau_end']!r}"
+        )
+    nonneg_int(wrapped, f"{SECTION}.tau_anneal_epochs")
+    boolean(wrapped, f"{SECTION}.hard")
+    choice(wrapped, f"{SECTION}.prior", ("uniform", "learned"))
+    choice(wrapped, f"{SECTION}.init", ("none", "ae"))
+    positive_number(wrapped, f"{SECTION}.mu_init_scale")
+    nonneg_int(wrapped, f"{SECTION}.q_init_epochs")
+    return opts
+
+
+def tau_at(epoch: int, n_epochs: int, tau_start: float, tau_end: float, anneal: int) -> float:
+    """Exponential schedule tau_start * (tau_end / tau_start)^(e / E), held at tau_end for
+    e >= E, where E = min(anneal, n_epochs - 1) (0 = constant tau_end)."""
+    span = min(anneal, n_epochs - 1)
+    if span <= 0:
+        return float(tau_end)
+    frac = min(epoch, span) / span
+    return float(tau_start * (tau_end / tau_start) ** frac)
+
+
+class DMVAE(Model):
+    """q(z|x), q(c|x) from separate encoders; p(z|c) = N(mu_c, sigma_c^2); p(c) uniform or
+    learned; trained on the relaxed objective L~ (Singh et al. 2018, sec. 7)."""
+
+    clusters = True
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        self.opts = check_options(spec.options)
+        k, d = spec.n_clusters, spec.latent_dim
+        # q(z|x): trunk + Gaussian head (as the VAE)
+        self.trunk = build_trunk(spec.input_shape, spec.net, spec.hidden)
+        self.posterior = GaussianHead(self.trunk.out_features, d)
+        # q(c|x): its own encoder (sec. 6, "a separate encoder network for ... c")
+        self.c_trunk = build_trunk(spec.input_shape, spec.net, spec.hidden)
+        self.c_logits = nn.Linear(self.c_trunk.out_features, k)
+        self.decoder = build_decoder(spec.input_shape, d, spec.net, spec.hidden)
+        self.likelihood = Likelihood(spec.likelihood, spec.input_shape)
+        # p(z|c): means spread at random so the clusters differ from the start (init none)
+        self.prior_mean = nn.Parameter(torch.randn(k, d) * self.opts["mu_init_scale"])
+        self.prior_logvar = nn.Parameter(torch.zeros(k, d))
+        # p(c): uniform (fixed) or softmax(theta) (learned)
+        self.prior_logits = nn.Parameter(
+            torch.zeros(k), requires_grad=self.opts["prior"] == "learned"
+        )
+        self.tau = float(self.opts["tau_start"])
+
+    # --- pieces ------------------------------------------------------------------------
+
+    def log_prior_c(self) -> Tensor:
+        return F.log_softmax(self.prior_logits, dim=-1)
+
+    def prior_params(self) -> tuple[Tensor, Tensor]:
+        return self.prior_mean, self.prior_logvar.clamp(MIN_LOGVAR, MAX_LOGVAR)
+
+    def q_c_logits(self, x: Tensor) -> Tensor:
+        return self.c_logits(self.c_trunk(x))
+
+    def q_z(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return self.posterior(self.trunk(x))
+
+    def start_epoch(self, epoch: int, n_epochs: int) -> None:
+        o = self.opts
+        self.tau = tau_at(epoch, n_epochs, o["tau_start"], o["tau_end"], o["tau_anneal_epochs"])
+
+    # --- objective ----------------------------------------------------------------------
+
+    def loss(self, x: Tensor) -> dict[str, Tensor]:
+        mean, logvar = self.q_z(x)
+        z = reparameterize(mean, logvar)
+        recon_ll = self.likelihood.log_prob(x, self.decoder(z))
+        logits = self.q_c_logits(x)
+        zeta = gumbel_softmax(logits, self.tau, hard=self.opts["hard"])
+        # KL(q(z|x) || p(z|zeta)) in closed form given the single zeta sample (sec. 7, L~)
+        p_mean, p_logvar = relaxed_gaussian_prior(zeta, *self.prior_params())
+        kl_z = kl_gaussians(mean, logvar, p_mean, p_logvar)
+        kl_c = kl_categorical(F.log_softmax(logits, dim=-1), self.log_prior_c())
+        recon_ll, kl_z, kl_c = recon_ll.mean(), kl_z.mean(), kl_c.mean()
+        return {
+            "loss": kl_z + kl_c - recon_ll,
+            "recon_nll": -recon_ll,
+            "kl_z": kl_z,
+            "kl_c": kl_c,
+            "tau": torch.tensor(self.tau),
+        }
+
+    def evaluate(self, x: Tensor) -> dict[str, Tensor]:
+        mean, logvar = self.q_z(x)
+        recon_ll = self.likelihood.log_prob(x, self.decoder(reparameterize(mean, logvar)))
+        log_q_c = F.log_softmax(self.q_c_logits(x), dim=-1)
+        p_mean, p_logvar = self.prior_params()
+        kl_per_c = kl_gaussians(mean.unsqueeze(-2), logvar.unsqueeze(-2), p_mean, p_logvar)
+        kl_z = (log_q_c.exp() * kl_per_c).sum(-1)  # exact E_q(c|x), c discrete (see above)
+        kl_c = kl_categorical(log_q_c, self.log_prior_c())
+        return {"test_recon_ll": recon_ll, "elbo": recon_ll - kl_z - kl_c}
+
+    # --- test-time use ------------------------------------------------------------------
+
+    def encode(self, x: Tensor) -> Tensor:
+        return self.q_z(x)[0]
+
+    def reconstruct(self, x: Tensor) -> Tensor:
+        return self.likelihood.mean(self.decoder(self.encode(x)))
+
+    def predict_clusters(self, x: Tensor) -> Tensor:
+        return self.q_c_logits(x).argmax(-1)
+
+    @torch.no_grad()
+    def sample_per_cluster(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        p_mean, p_logvar = self.prior_params()
+        k, d = p_mean.shape
+        mean = p_mean.unsqueeze(1).expand(k, n, d)
+        logvar = p_logvar.unsqueeze(1).expand(k, n, d)
+        z = reparameterize(mean, logvar, generator=generator)
+        return self.likelihood.mean(self.decoder(z.reshape(k * n, d))).view(
+            k, n, *self.spec.input_shape
+        )
+
+    # --- initialisation -----------------------------------------------------------------
+
+    def initialise(
+        self, x_train: Tensor, seed: int = 0, ae_checkpoint: str | Path | None = None, **_: Any
+    ) -> None:
+        """With ``init: ae``: start from the pretrained autoencoder and a diagonal GMM on
+        its latents, as VaDE does (Jiang et al. 2017, sec. 3.3); nothing for ``none``.
+
+        The AE's trunk, latent layer and decoder go into q(z|x) and p(x|z); the GMM's means
+        and variances (and weights, for a learned p(c)) into the prior. q(c|x) has no
+        counterpart in the AE, so its trunk also starts as a copy of the AE's trunk and it is
+        then fitted for ``q_init_epochs`` epochs to the GMM's responsibilities p(c|mu(x))
+        (unsupervised; otherwise a random q(c|x) would assign points arbitrarily at first
+        and pull every mu_k towards the data mean before the clusters are found).
+        """
+        if self.opts["init"] != "ae":
+            return
+        if ae_checkpoint is None:
+            raise ParamError(f"params.yaml: '{SECTION}.init' is 'ae' but no checkpoint was given")
+        copy_autoencoder(load_ae_state(ae_checkpoint), self.trunk, self.posterior.mean,
+                         self.decoder, self.likelihood, source=str(ae_checkpoint))
+        self.c_trunk.load_state_dict(self.trunk.state_dict())
+        gmm = gmm_on_encoder(self.encode, x_train, self.spec.n_clusters, seed)
+        with torch.no_grad():
+            dev = self.prior_mean.device
+            self.prior_mean.copy_(torch.as_tensor(gmm.means, device=dev))
+            self.prior_logvar.copy_(torch.as_tensor(gmm.variances, device=dev).log())
+            if self.opts["prior"] == "learned":
+                self.prior_logits.copy_(torch.as_tensor(gmm.weights, device=dev).log())
+        self._fit_q_c_to_gmm(x_train, seed)
+
+    def _gmm_log_resp(self, x: Tensor) -> Tensor:
+        p_mean, p_logvar = self.prior_params()
+        log_joint = log_normal_diag(self.encode(x).unsqueeze(-2), p_mean, p_logvar)
+        return F.log_softmax(log_joint + self.log_prior_c(), dim=-1)
+
+    def _fit_q_c_to_gmm(self, x_train: Tensor, seed: int, batch_size: int = 256) -> None:
+        epochs = self.opts["q_init_epochs"]
+        if epochs == 0:
+            return
+        params = [*self.c_trunk.parameters(), *self.c_logits.parameters()]
+        opt = torch.optim.Adam(params, lr=1e-3)
+        gen = torch.Generator().manual_seed(seed)
+        was_training = self.training
+        self.train()
+        for _ in range(epochs):
+            order = torch.randperm(len(x_train), generator=gen).to(x_train.device)
+            for i in range(0, len(x_train), batch_size):
+                xb = x_train[order[i : i + batch_size]]
+                with torch.no_grad():
+                    target = self._gmm_log_resp(xb).exp()
+                # cross-entropy to the soft responsibilities
+                ce = -(target * F.log_softmax(self.q_c_logits(xb), dim=-1)).sum(-1).mean()
+                opt.zero_grad(set_to_none=True)
+                ce.backward()
+                opt.step()
+        self.train(was_training)

@@ -1,0 +1,221 @@
+"""VaDE, Variational Deep Embedding (Jiang et al. 2017; Singh et al. 2018, sec. 3).
+
+Generative model (Jiang et al. 2017, eq. 1-4):
+    c ~ Cat(pi),  z | c ~ N(mu_c, diag sigma^2_c),  x | z ~ p(x | f(z)).
+Inference: q(z, c | x) = q(z|x) q(c|x) (mean field), q(z|x) = N(mu(x), diag sigma^2(x))
+from the encoder, and q(c|x) := p(c | z) at a sample z of q(z|x) (Jiang et al. 2017,
+eq. 16; Singh et al. 2018, sec. 3), the responsibility gamma of the GMM prior.
+
+ELBO (Jiang et al. 2017, eq. 11, one reparameterised sample, L = 1):
+    ln p(x|z) - sum_c gamma_c KL(q(z|x) || p(z|c)) - KL(gamma || pi),
+which is eq. 11 regrouped: with sum_c gamma_c = 1, its -1/2 sum_c gamma_c sum_j (ln
+sigma^2_cj + s^2_j / sigma^2_cj + (m_j - mu_cj)^2 / sigma^2_cj) + 1/2 sum_j (1 + ln s^2_j)
+is -sum_c gamma_c KL(N(m, s^2) || N(mu_c, sigma^2_c)) and sum_c gamma_c ln(pi_c / gamma_c)
+is -KL(gamma || pi).
+
+Options (the ``train.vade`` params section, see :data:`DEFAULTS`):
+    init               ae: start from the pretrained autoencoder and a diagonal GMM on its
+                       latents (Jiang et al. 2017, sec. 3.3) | none: random networks, mu_c ~ N(0, I)
+    init_posterior_var with init ae: the initial variance of q(z|x), as a fraction of the
+                       GMM's mean component variance in each latent dimension
+    predict            mean: argmax_c p(c | z = mu(x)) | samples: argmax_c of p(c|z) averaged
+                       over ``predict_samples`` draws z ~ q(z|x) (Singh et al. 2018, sec. 5.1)
+    predict_samples    number of those draws
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vaemix.config import choice, positive_int, positive_number
+from vaemix.distributions import (
+    kl_categorical,
+    kl_gaussians,
+    log_normal_diag,
+    reparameterize,
+)
+from vaemix.errors import ParamError
+from vaemix.models.base import Model, ModelSpec
+from vaemix.models.init import copy_autoencoder, gmm_on_encoder, load_ae_state
+from vaemix.networks import (
+    MAX_LOGVAR,
+    MIN_LOGVAR,
+    GaussianHead,
+    Likelihood,
+    build_decoder,
+    build_trunk,
+)
+
+DEFAULTS: dict[str, Any] = {
+    "init": "ae",
+    "init_posterior_var": 0.01,
+    "predict": "mean",
+    "predict_samples": 10,
+}
+# Range of the prior's log-variances ln sigma^2_c. Wider than the encoder's clamp: the
+# autoencoder's latents are unnormalised, so its GMM can have large variances.
+PRIOR_LOGVAR_MIN = -10.0
+PRIOR_LOGVAR_MAX = 10.0
+PREDICT_SEED = 0  # the fixed seed of the draws of predict: samples
+
+
+def _options(options: dict[str, Any]) -> dict[str, Any]:
+    """The method's own options with defaults, validated; errors name train.vade.<key>."""
+    wrapped = {"train": {"vade": {**DEFAULTS, **options}}}
+    return {
+        "init": choice(wrapped, "train.vade.init", ("ae", "none")),
+        "init_posterior_var": positive_number(wrapped, "train.vade.init_posterior_var"),
+        "predict": choice(wrapped, "train.vade.predict", ("mean", "samples")),
+        "predict_samples": positive_int(wrapped, "train.vade.predict_samples"),
+    }
+
+
+class VaDE(Model):
+    """VAE with a learnable GMM prior; q(c|x) is the prior's responsibility p(c|z)."""
+
+    clusters = True
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        self.opts = _options(dict(spec.options))
+        k, d = spec.n_clusters, spec.latent_dim
+        self.trunk = build_trunk(spec.input_shape, spec.net, spec.hidden)
+        self.posterior = GaussianHead(self.trunk.out_features, d)
+        self.decoder = build_decoder(spec.input_shape, d, spec.net, spec.hidden)
+        self.likelihood = Likelihood(spec.likelihood, spec.input_shape)
+        # GMM prior. pi = softmax(pi_logits), so it stays normalised and positive (the
+        # original code trains pi directly, unnormalised). Means spread as N(0, I) so that
+        # init "none" does not start with K identical components.
+        self.pi_logits = nn.Parameter(torch.zeros(k))
+        self.mu_c = nn.Parameter(torch.randn(k, d))
+        self.logvar_c_raw = nn.Parameter(torch.zeros(k, d))
+
+    # --- the prior --------------------------------------------------------------------
+
+    def log_pi(self) -> Tensor:
+        """ln pi [K], normalised."""
+        return F.log_softmax(self.pi_logits, dim=-1)
+
+    def logvar_c(self) -> Tensor:
+        """ln sigma^2_c [K, d], clamped so the variances stay positive and finite."""
+        return self.logvar_c_raw.clamp(PRIOR_LOGVAR_MIN, PRIOR_LOGVAR_MAX)
+
+    def log_gamma(self, z: Tensor) -> Tensor:
+        """ln p(c|z) [..., K] by Bayes' rule in log space (Jiang et al. 2017, eq. 16):
+        log_softmax_c(ln pi_c + ln N(z; mu_c, sigma^2_c)), never exp-then-normalise.
+        ``z`` is [..., d]; ln pi is one number per component, not per latent dimension.
+        """
+        log_pz_c = log_normal_diag(z.unsqueeze(-2), self.mu_c, self.logvar_c())  # [..., K]
+        return F.log_softmax(self.log_pi() + log_pz_c, dim=-1)
+
+    # --- the ELBO ---------------------------------------------------------------------
+
+    def expected_kl_z(self, mean: Tensor, logvar: Tensor, log_gamma: Tensor) -> Tensor:
+        """E_{q(c|x)} KL(q(z|x) || p(z|c)) [B] in closed form: q [B, 1, d] against the K
+        components [K, d] gives [B, K], weighted by gamma = exp(log_gamma) [B, K].
+        """
+        kl = kl_gaussians(mean.unsqueeze(-2), logvar.unsqueeze(-2), self.mu_c, self.logvar_c())
+        return (log_gamma.exp() * kl).sum(-1)
+
+    def _terms(self, x: Tensor) -> dict[str, Tensor]:
+        """Per-example ELBO terms [B] (Jiang et al. 2017, eq. 11)."""
+        mean, logvar = self.posterior(self.trunk(x))
+        z = reparameterize(mean, logvar)
+        recon = self.likelihood.log_prob(x, self.decoder(z))
+        # gamma from the sampled z, as in the paper; not detached: the original code
+        # differentiates through gamma (it is part of the same loss graph), so we do too.
+        log_gamma = self.log_gamma(z)  # [B, K]
+        kl_z = self.expected_kl_z(mean, logvar, log_gamma)
+        kl_c = kl_categorical(log_gamma, self.log_pi())  # KL(q(c|x) || p(c))
+        return {"recon": recon, "kl_z": kl_z, "kl_c": kl_c, "elbo": recon - kl_z - kl_c}
+
+    def loss(self, x: Tensor) -> dict[str, Tensor]:
+        t = self._terms(x)
+        return {
+            "loss": -t["elbo"].mean(),
+            "recon_nll": -t["recon"].mean(),
+            "kl_z": t["kl_z"].mean(),
+            "kl_c": t["kl_c"].mean(),
+        }
+
+    def evaluate(self, x: Tensor) -> dict[str, Tensor]:
+        t = self._terms(x)
+        return {"test_recon_ll": t["recon"], "elbo": t["elbo"]}
+
+    # --- codes, reconstructions, clusters, samples --------------------------------------
+
+    def encode(self, x: Tensor) -> Tensor:
+        return self.posterior(self.trunk(x))[0]
+
+    def reconstruct(self, x: Tensor) -> Tensor:
+        return self.likelihood.mean(self.decoder(self.encode(x)))
+
+    @torch.no_grad()
+    def predict_clusters(self, x: Tensor) -> Tensor:
+        mean, logvar = self.posterior(self.trunk(x))
+        if self.opts["predict"] == "mean":
+            return self.log_gamma(mean).argmax(-1)
+        # E_{q(z|x)}[p(c|z)] by Monte Carlo (Singh et al. 2018, sec. 5.1), fixed-seed draws
+        gen = torch.Generator(device=x.device).manual_seed(PREDICT_SEED)
+        s = self.opts["predict_samples"]
+        shape = (s, *mean.shape)
+        z = reparameterize(mean.expand(shape), logvar.expand(shape), generator=gen)
+        return self.log_gamma(z).exp().mean(0).argmax(-1)
+
+    @torch.no_grad()
+    def sample_per_cluster(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        k, d = self.mu_c.shape
+        shape = (k, n, d)
+        mean = self.mu_c.unsqueeze(1).expand(shape)
+        logvar = self.logvar_c().unsqueeze(1).expand(shape)
+        z = reparameterize(mean, logvar, generator=generator).reshape(k * n, d)
+        out = self.likelihood.mean(self.decoder(z))
+        return out.reshape(k, n, *self.spec.input_shape)
+
+    # --- initialisation -----------------------------------------------------------------
+
+    @torch.no_grad()
+    def initialise(
+        self,
+        x_train: Tensor,
+        seed: int = 0,
+        ae_checkpoint: str | Path | None = None,
+        **_: Any,
+    ) -> None:
+        """Start from the pretrained autoencoder (init "ae", Jiang et al. 2017, sec. 3.3):
+        copy its encoder body, latent layer (into the mean of q(z|x)) and decoder, then set
+        pi, mu_c, sigma^2_c from a diagonal GMM fitted on its latents. Init "none" keeps the
+        random start of the constructor.
+        """
+        if self.opts["init"] == "none":
+            return
+        if ae_checkpoint is None:
+            raise ParamError(
+                "params.yaml: 'train.vade.init' is 'ae' but no pretrained autoencoder was given"
+            )
+        state = load_ae_state(ae_checkpoint)
+        copy_autoencoder(
+            state, self.trunk, self.posterior.mean, self.decoder, self.likelihood,
+            source=str(ae_checkpoint),
+        )
+        mix = gmm_on_encoder(self.encode, x_train, self.spec.n_clusters, seed)
+        dev = self.mu_c.device
+        self.pi_logits.copy_(torch.as_tensor(mix.weights, device=dev).log())
+        self.mu_c.copy_(torch.as_tensor(mix.means, device=dev))
+        variances = torch.as_tensor(mix.variances, device=dev)
+        self.logvar_c_raw.copy_(variances.log())
+        # q(z|x) starts nearly deterministic: a constant variance, a small fraction of the
+        # GMM's component variance. Left random (ln s^2 around 0), the noise of z would be
+        # of the order of the clusters' own spread in the AE's unnormalised latent space, so
+        # the first epochs would train the decoder on blurred codes and gamma on noise and
+        # undo the pretrained start; this way VaDE starts as AE + GMM and learns s^2.
+        # Kept one nat inside the encoder's clamp, where the clamp would stop its gradient.
+        ratio = self.opts["init_posterior_var"]
+        bias = (variances.mean(0) * ratio).log().clamp(MIN_LOGVAR + 1.0, MAX_LOGVAR - 1.0)
+        self.posterior.logvar.weight.zero_()
+        self.posterior.logvar.bias.copy_(bias)
