@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ["mnist", "spiral", "cifar100"]
 ENCODERS = ["ae", "vae"]
 BASELINES = ["kmeans", "gmm", "dpgmm"]
+METHODS = ["vade", "dmvae", "movae"]
 CLUSTER_KEYS = {"acc", "nmi", "ari", "completeness", "n_clusters_used"}
 TRAINED_KEYS = {"test_recon_ll", "train_seconds", "samples_per_second", "epochs", "seed"}
 
@@ -44,6 +45,10 @@ def tiny_params() -> dict:
     params["model"]["cifar100"]["latent_dim"] = 8
     for enc in ENCODERS:
         params["pretrain"][enc].update(epochs=50, eval_every=1, per_dataset={})
+    params["methods"] = METHODS
+    for method in METHODS:
+        params["train"][method].update(epochs=50, eval_every=1, per_dataset={})
+    params["train"]["movae"].update(expert_hidden=[16], manager_hidden=[16])
     params["baseline"]["kmeans"]["n_init"] = 2
     params["baseline"]["gmm"]["n_init"] = 1
     params["baseline"]["dpgmm"]["max_iter"] = 100
@@ -105,6 +110,15 @@ def test_every_contract_file_is_written(project):
                 assert 0.0 <= b["acc"] <= 1.0 and 1 <= b["n_clusters_used"]
             dp = json.loads((project / f"reports/metrics/{ds}/{enc}+dpgmm.json").read_text())
             assert dp["n_components_effective"] >= 1
+        for method in METHODS:
+            m = json.loads((project / f"reports/metrics/{ds}/{method}.json").read_text())
+            assert (CLUSTER_KEYS | TRAINED_KEYS | {"elbo"}) <= m.keys(), (ds, method, m.keys())
+            assert m["epochs"] == 2 and m["elbo"] <= m["test_recon_ll"] < 0
+            assert 1 <= m["n_clusters_used"] <= params_k(ds)
+            curves = project / f"reports/curves/{ds}/{method}/plots/metrics"
+            assert (curves / "train/kl_z.tsv").read_text().count("\n") == 3, (ds, method)
+            for name in ("model.pt", "pred.npz", "samples.npz", "latents.npz"):
+                assert (project / f"artifacts/{ds}/{method}/{name}").is_file(), (ds, method, name)
         card = json.loads((project / f"data/prepared/{ds}/card.json").read_text())
         assert card["dataset"] == ds
     for path in (project / "reports/metrics").rglob("*.json"):
@@ -112,9 +126,16 @@ def test_every_contract_file_is_written(project):
             assert not (isinstance(value, float) and not math.isfinite(value)), (path, key)
 
 
+def params_k(dataset: str) -> int:
+    return tiny_params()["model"][dataset]["n_clusters"]
+
+
+N_RUNS = len(DATASETS) * (len(ENCODERS) * (1 + len(BASELINES)) + len(METHODS))
+
+
 def test_summary_and_figures(project):
     csv = (project / "reports/summary.csv").read_text().splitlines()
-    assert len(csv) == 1 + len(DATASETS) * len(ENCODERS) * (1 + len(BASELINES))
+    assert len(csv) == 1 + N_RUNS
     md = (project / "reports/summary.md").read_text()
     assert "vae+gmm" in md and "cifar100" in md
     figures = {p.relative_to(project / "reports/figures").as_posix()
@@ -123,13 +144,16 @@ def test_summary_and_figures(project):
         for fig in ("data_samples.png", "vae_recon.png", "ae_latents.png",
                     "vae+gmm_confusion.png", "ae_curves.png"):
             assert f"{ds}/{fig}" in figures, (ds, fig, sorted(figures))
+        for method in METHODS:
+            for fig in ("samples", "recon", "latents", "confusion", "curves"):
+                assert f"{ds}/{method}_{fig}.png" in figures, (ds, method, fig)
 
 
 def test_dvc_metrics_show_lists_every_file(project):
     out = run([sys.executable, "-m", "dvc", "metrics", "show", "--json"], project).stdout
     files = set(next(iter(json.loads(out).values()))["data"].keys())
     assert "reports/metrics/spiral/vae+dpgmm.json" in files
-    assert len(files) == len(DATASETS) * len(ENCODERS) * (1 + len(BASELINES))
+    assert len(files) == N_RUNS
 
 
 def test_second_repro_does_nothing(project):
