@@ -1,0 +1,153 @@
+"""Clustering quality of the methods on the MNIST dev split and spiral, over seeds.
+
+Runs the same library calls as the DVC stages (prepare -> pretrain ae -> baselines ->
+train), each seed in its own scratch directory, and writes a table of mean ± std of ACC,
+NMI, ARI, test_recon_ll and minutes per (dataset, method) to
+``reports/benchmarks/quality.md`` (and the raw numbers to ``quality.json``).
+
+    python bench/quality.py --raw data/raw --seeds 0 1 2 --epoch-scale 1.0
+
+``--raw`` must hold the MNIST files in the torchvision layout, e.g. the dev split made by
+``python scripts/make_mnist_split.py ../shared/data/mnist-t10k data/raw``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from vaemix.baselines import evaluate_baseline, load_latents
+from vaemix.config import validate
+from vaemix.data import load_prepared, prepare_dataset
+from vaemix.io import write_json, write_text
+from vaemix.runs import ARTIFACTS, train_and_export
+
+ROOT = Path(__file__).resolve().parents[1]
+KEYS = ("acc", "nmi", "ari", "test_recon_ll", "minutes")
+
+
+def run_seed(
+    params: dict, datasets: list[str], methods: list[str], raw: Path, seed: int
+) -> list[dict]:
+    rows = []
+    params = copy.deepcopy(params)
+    params["seed"] = seed
+    params["data"]["mnist"]["root"] = str(raw.resolve())
+    params["data"]["mnist"]["download"] = False
+    validate(params)
+    with tempfile.TemporaryDirectory(prefix=f"vaemix-bench-{seed}-") as scratch:
+        cwd = os.getcwd()
+        os.chdir(scratch)
+        try:
+            for ds in datasets:
+                prepare_dataset(ds, params, Path("data/prepared") / ds)
+                data = load_prepared(ds)
+                start = time.perf_counter()
+                m = train_and_export("ae", ds, data, params, "pretrain")
+                ae_minutes = (time.perf_counter() - start) / 60
+                rows.append({"dataset": ds, "method": "ae", "seed": seed, "minutes": ae_minutes,
+                             "test_recon_ll": m["test_recon_ll"]})
+                latents = load_latents(ARTIFACTS / ds / "ae" / "latents.npz")
+                k = params["model"][ds]["n_clusters"]
+                for bl in ("kmeans", "gmm"):
+                    bm, _ = evaluate_baseline(bl, latents, k, params["baseline"][bl], seed)
+                    rows.append({"dataset": ds, "method": f"ae+{bl}", "seed": seed,
+                                 "minutes": ae_minutes + bm["train_seconds"] / 60,
+                                 **{key: bm[key] for key in ("acc", "nmi", "ari")},
+                                 "n_clusters_used": bm["n_clusters_used"]})
+                for method in methods:
+                    start = time.perf_counter()
+                    init = {"ae_checkpoint": ARTIFACTS / ds / "ae" / "model.pt"}
+                    m = train_and_export(method, ds, data, params, "train", init=init)
+                    minutes = (time.perf_counter() - start) / 60
+                    rows.append({"dataset": ds, "method": method, "seed": seed,
+                                 "minutes": minutes, **{key: m.get(key) for key in
+                                 ("acc", "nmi", "ari", "test_recon_ll", "n_clusters_used")}})
+                    print(json.dumps(rows[-1]), flush=True)
+        finally:
+            os.chdir(cwd)
+    return rows
+
+
+def fmt(values: list[float]) -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return ""
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| dataset | method | " + " | ".join(KEYS) + " | clusters used |",
+             "|---|---|" + "---:|" * (len(KEYS) + 1)]
+    seen = []
+    for r in rows:
+        if (r["dataset"], r["method"]) not in seen:
+            seen.append((r["dataset"], r["method"]))
+    for ds, method in seen:
+        group = [r for r in rows if r["dataset"] == ds and r["method"] == method]
+        used = sorted({r.get("n_clusters_used") for r in group if r.get("n_clusters_used")})
+        cells = [fmt([r.get(k) for r in group]) for k in KEYS]
+        lines.append(f"| {ds} | {method} | " + " | ".join(cells) + f" | {used or ''} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--raw", type=Path, default=ROOT / "data" / "raw")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--datasets", nargs="+", default=["mnist", "spiral"])
+    ap.add_argument("--methods", nargs="+", default=["vade", "dmvae", "movae"])
+    ap.add_argument("--epoch-scale", type=float, default=1.0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=ROOT / "reports" / "benchmarks")
+    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=YAML",
+                    help="extra params overrides, e.g. train.vade.epochs=50")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["budget"]["epoch_scale"] = args.epoch_scale
+    params["methods"] = list(args.methods)
+    params["datasets"] = list(args.datasets)
+    for item in args.set:
+        key, value = item.split("=", 1)
+        node = params
+        *parents, last = key.split(".")
+        for part in parents:
+            node = node[part]
+        node[last] = yaml.safe_load(value)
+    start = time.perf_counter()
+    rows = []
+    for seed in args.seeds:
+        rows += run_seed(params, args.datasets, args.methods, args.raw, seed)
+    total = (time.perf_counter() - start) / 60
+    command = "python bench/quality.py " + " ".join(
+        [f"--seeds {' '.join(map(str, args.seeds))}", f"--epoch-scale {args.epoch_scale}",
+         f"--datasets {' '.join(args.datasets)}", f"--methods {' '.join(args.methods)}"]
+        + [f"--set {s}" for s in args.set])
+    header = (
+        "# Clustering quality (test split, mean ± std over seeds)\n\n"
+        f"Command: `{command}`  \nMachine: {platform.processor() or platform.machine()}, "
+        f"{args.threads} threads, torch {torch.__version__}; total {total:.1f} min.  \n"
+        "MNIST: the dev split of `../shared/data/mnist-t10k` (first 8000 train, last 2000 "
+        "test). minutes = wall time of the method's training (baselines: + the AE's).\n\n"
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_text(args.out / "quality.md", header + table(rows) + "\n")
+    write_json(args.out / "quality.json", {"command": command, "rows": rows})
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()
