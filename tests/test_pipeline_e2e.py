@@ -116,7 +116,8 @@ def test_every_contract_file_is_written(project):
             assert m["epochs"] == 2 and m["elbo"] <= m["test_recon_ll"] < 0
             assert 1 <= m["n_clusters_used"] <= params_k(ds)
             curves = project / f"reports/curves/{ds}/{method}/plots/metrics"
-            assert (curves / "train/kl_z.tsv").read_text().count("\n") == 3, (ds, method)
+            assert (curves / "train/loss.tsv").read_text().count("\n") == 3, (ds, method)
+            assert (curves / "train/recon_nll.tsv").is_file(), (ds, method)
             for name in ("model.pt", "pred.npz", "samples.npz", "latents.npz"):
                 assert (project / f"artifacts/{ds}/{method}/{name}").is_file(), (ds, method, name)
         card = json.loads((project / f"data/prepared/{ds}/card.json").read_text())
