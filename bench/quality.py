@@ -112,6 +112,8 @@ def main() -> None:
     ap.add_argument("--epoch-scale", type=float, default=1.0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=ROOT / "reports" / "benchmarks")
+    ap.add_argument("--name", default="quality",
+                    help="file stem of the table and raw numbers in --out")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=YAML",
                     help="extra params overrides, e.g. train.vade.epochs=50")
     args = ap.parse_args()
@@ -135,7 +137,7 @@ def main() -> None:
     command = "python bench/quality.py " + " ".join(
         [f"--seeds {' '.join(map(str, args.seeds))}", f"--epoch-scale {args.epoch_scale}",
          f"--datasets {' '.join(args.datasets)}", f"--methods {' '.join(args.methods)}"]
-        + [f"--set {s}" for s in args.set])
+        + [f"--set {s}" for s in args.set] + [f"--name {args.name}"])
     header = (
         "# Clustering quality (test split, mean ± std over seeds)\n\n"
         f"Command: `{command}`  \nMachine: {platform.processor() or platform.machine()}, "
@@ -144,8 +146,8 @@ def main() -> None:
         "test). minutes = wall time of the method's training (baselines: + the AE's).\n\n"
     )
     args.out.mkdir(parents=True, exist_ok=True)
-    write_text(args.out / "quality.md", header + table(rows) + "\n")
-    write_json(args.out / "quality.json", {"command": command, "rows": rows})
+    write_text(args.out / f"{args.name}.md", header + table(rows) + "\n")
+    write_json(args.out / f"{args.name}.json", {"command": command, "rows": rows})
     print(table(rows))
 
 

@@ -4,3 +4,16 @@
 file; every test can then import the fake-data writers with
 ``from tests.data.fakes import write_mnist_raw, write_cifar100_raw``.
 """
+
+import numpy as np
+
+
+def blobs(n_per: int, k: int, dim: int, seed: int, spread: float = 6.0):
+    """k Gaussian blobs of unit variance with centres ~ N(0, spread^2 I), shuffled:
+    x [k * n_per, dim] float32 and the blob index y."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(k, dim)) * spread
+    y = np.repeat(np.arange(k), n_per)
+    x = centres[y] + rng.normal(size=(len(y), dim))
+    perm = rng.permutation(len(y))
+    return x[perm].astype(np.float32), y[perm]

@@ -1,22 +1,13 @@
 """The autoencoders and the shared training loop."""
 
-import numpy as np
 import pytest
 import torch
 
+from tests.conftest import blobs
 from vaemix.errors import NumericalError
 from vaemix.models import MODELS, ModelSpec, build_model
 from vaemix.models.base import Model
 from vaemix.training import TrainConfig, batched, fit, seed_everything
-
-
-def blobs(n_per: int, k: int, dim: int, seed: int, spread: float = 6.0):
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(k, dim)) * spread
-    y = np.repeat(np.arange(k), n_per)
-    x = centres[y] + rng.normal(size=(len(y), dim))
-    perm = rng.permutation(len(y))
-    return x[perm].astype(np.float32), y[perm]
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))

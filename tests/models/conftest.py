@@ -3,26 +3,15 @@ pretrained autoencoder checkpoint on them (the start of VaDE's and DMVAE's `init
 
 from dataclasses import asdict
 
-import numpy as np
 import pytest
 import torch
 
+from tests.conftest import blobs
 from vaemix.models import ModelSpec, build_model
 from vaemix.training import TrainConfig, fit, seed_everything
 
 BLOB_SPEC = dict(input_shape=(10,), latent_dim=2, n_clusters=5, hidden=(64, 64),
                  likelihood="gaussian")
-
-
-def blobs(n_per: int, k: int, dim: int, seed: int, spread: float = 6.0):
-    """k Gaussian blobs of unit variance with centres ~ N(0, spread^2 I), shuffled:
-    x [k * n_per, dim] float32 and the blob index y."""
-    rng = np.random.default_rng(seed)
-    centres = rng.normal(size=(k, dim)) * spread
-    y = np.repeat(np.arange(k), n_per)
-    x = centres[y] + rng.normal(size=(len(y), dim))
-    perm = rng.permutation(len(y))
-    return x[perm].astype(np.float32), y[perm]
 
 
 @pytest.fixture(scope="module")

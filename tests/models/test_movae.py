@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from tests.models.conftest import blobs
+from tests.conftest import blobs
 from vaemix.errors import ParamError
 from vaemix.metrics import cluster_accuracy
 from vaemix.models import MODELS, ModelSpec
