@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from tests.conftest import blobs
-from vaemix.errors import NumericalError
+from vaemix.errors import NumericalError, ParamError
 from vaemix.models import MODELS, ModelSpec, build_model
 from vaemix.models.base import Model
 from vaemix.training import TrainConfig, batched, fit, seed_everything
@@ -87,3 +87,25 @@ def test_ae_then_gmm_separates_well_separated_clusters():
     gmm = fit_baseline("gmm", z_tr, 4, {"covariance_type": "diag", "n_init": 3, "max_iter": 200}, seed=0)
     assert cluster_accuracy(y_tr, gmm.predict(z_tr)) >= 0.9
     assert cluster_accuracy(y_te, gmm.predict(z_te)) >= 0.9
+
+
+def test_denoising_ae_masks_the_input_but_scores_the_clean_one():
+    spec = ModelSpec(input_shape=(12,), latent_dim=2, n_clusters=2, hidden=(8,),
+                     likelihood="bernoulli", options={"input_dropout": 0.5})
+    ae = build_model("ae", spec)
+    x = torch.rand(9, 12)
+    torch.manual_seed(4)
+    got = ae.loss(x)["loss"]
+    torch.manual_seed(4)
+    mask = torch.rand_like(x) >= 0.5
+    want = -ae.likelihood.log_prob(x, ae.decoder(ae.encode(x * mask))).mean()
+    torch.testing.assert_close(got, want)
+    assert not torch.allclose(got, -ae.evaluate(x)["test_recon_ll"].mean())
+
+
+@pytest.mark.parametrize("value", [-0.1, 1.0, "lots", True])
+def test_denoising_ae_rejects_a_bad_dropout(value):
+    spec = ModelSpec(input_shape=(4,), latent_dim=2, n_clusters=2, hidden=(8,),
+                     options={"input_dropout": value})
+    with pytest.raises(ParamError, match=r"'pretrain\.ae\.input_dropout'"):
+        build_model("ae", spec)

@@ -1,14 +1,30 @@
 """The pretraining autoencoders: a deterministic autoencoder (VaDE's initialisation,
 Jiang et al. 2017, sec. 3.3) and a VAE with an N(0, I) prior (Kingma & Welling 2014).
+
+VaDE pretrains a *stacked denoising* autoencoder (Jiang et al. 2017, sec. 3.3, following
+DEC, Xie et al. 2016, who corrupt the input with dropout 0.2). Our ``ae`` trains end to
+end; its option ``input_dropout`` (``pretrain.ae`` in params.yaml, default 0) is the
+denoising part: each input value is set to 0 with that probability during training and
+the loss is the likelihood of the clean input.
 """
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor, nn
 
 from vaemix.distributions import kl_normal_std, reparameterize
+from vaemix.errors import ParamError
 from vaemix.models.base import Model, ModelSpec
 from vaemix.networks import GaussianHead, Likelihood, build_decoder, build_trunk
+
+
+def _probability(options: dict, key: str) -> float:
+    value = options.get(key, 0.0)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
+        raise ParamError(f"params.yaml: 'pretrain.ae.{key}' must be a number in [0, 1), "
+                         f"got {value!r}")
+    return float(value)
 
 
 class AutoEncoder(Model):
@@ -20,12 +36,16 @@ class AutoEncoder(Model):
         self.to_z = nn.Linear(self.trunk.out_features, spec.latent_dim)
         self.decoder = build_decoder(spec.input_shape, spec.latent_dim, spec.net, spec.hidden)
         self.likelihood = Likelihood(spec.likelihood, spec.input_shape)
+        self.input_dropout = _probability(spec.options, "input_dropout")
 
     def encode(self, x: Tensor) -> Tensor:
         return self.to_z(self.trunk(x))
 
     def loss(self, x: Tensor) -> dict[str, Tensor]:
-        recon_ll = self.likelihood.log_prob(x, self.decoder(self.encode(x))).mean()
+        x_in = x
+        if self.input_dropout > 0:  # masking noise, no rescaling (a denoising AE)
+            x_in = x * (torch.rand_like(x) >= self.input_dropout)
+        recon_ll = self.likelihood.log_prob(x, self.decoder(self.encode(x_in))).mean()
         return {"loss": -recon_ll, "recon_nll": -recon_ll}
 
     def evaluate(self, x: Tensor) -> dict[str, Tensor]:
