@@ -68,6 +68,10 @@ _DELETE = object()
         ("baseline.dpgmm.truncation_factor", 1, "'baseline.dpgmm.truncation_factor' must be a number above 1"),
         ("regression.mode", "quadratic", "'regression.mode' must be one of"),
         ("pretrain.vae.epochs", _DELETE, "missing key 'pretrain.vae.epochs'"),
+        ("train.vade.lr", 0, "'train.vade.lr' must be a positive number"),
+        ("train.vade.lr_decay", -0.9, "'train.vade.lr_decay' must be a positive number"),
+        ("train.movae.epochs", 2.5, "'train.movae.epochs' must be a positive integer"),
+        ("train.dmvae", _DELETE, "missing key 'train.dmvae'"),
     ],
 )
 def test_bad_values_are_named(params, key, value, needle):
