@@ -66,7 +66,7 @@ from vaemix.networks import (
 )
 
 DEFAULTS: dict[str, Any] = {
-    "balance_weight": 1.0,
+    "balance_weight": 100.0,  # the scale of an MNIST negative ELBO, see params.yaml
     "balance": "cv2",
     "expert_hidden": [256, 256],
     "manager_hidden": [500, 500],
