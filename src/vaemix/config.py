@@ -22,7 +22,9 @@ DATASETS = ("mnist", "spiral", "cifar100", "npz")
 ENCODERS = ("ae", "vae")
 # Mixture models trained by train@<dataset>-<method>; each has a module in vaemix.models,
 # an entry in vaemix.models.MODELS and a section train.<method> in params.yaml.
-METHODS: tuple[str, ...] = ("vade", "dmvae", "movae")
+METHODS: tuple[str, ...] = (
+    "vade", "dmvae", "movae", "gmvae", "concrete_gmvae", "gmvae_dpgmm"
+)
 BASELINES = ("kmeans", "gmm", "dpgmm")
 GATES: tuple[str, ...] = ()
 NETS = ("mlp", "conv")
@@ -228,12 +230,16 @@ def validate(params: Params) -> Params:
         raise _fail("device", "auto, cpu, cuda or cuda:N", device)
     datasets = id_list(params, "datasets", DATASETS)
     encoders = id_list(params, "encoders", ENCODERS)
-    id_list(params, "methods", METHODS)
     id_list(params, "baselines", BASELINES)
+    methods = id_list(params, "methods", METHODS)
     for enc in id_list(params, "baseline_encoders", ENCODERS + METHODS):
         if enc in ENCODERS and enc not in encoders:
             raise ParamError(
                 f"params.yaml: 'baseline_encoders' has {enc!r}, which is not in 'encoders'"
+            )
+        if enc in METHODS and enc not in methods:
+            raise ParamError(
+                f"params.yaml: 'baseline_encoders' has {enc!r}, which is not in 'methods'"
             )
     id_list(params, "moe.gates", GATES)
     positive_number(params, "budget.epoch_scale")

@@ -110,8 +110,10 @@ def train_and_export(
             gen = torch.Generator(device=device).manual_seed(seed)
             save_npz(out / "samples.npz",
                      samples=model.sample_per_cluster(8, generator=gen).cpu().numpy())
+    metrics.update(model.summary_metrics())
     metrics.update(
         train_seconds=result.train_seconds,
+        seconds_per_epoch=result.train_seconds / max(result.epochs, 1),
         samples_per_second=result.samples_per_second,
         epochs=result.epochs,
         seed=seed,

@@ -11,7 +11,10 @@ from typing import Any
 
 from vaemix.models.ae import VAE, AutoEncoder
 from vaemix.models.base import Model, ModelSpec
+from vaemix.models.concrete_gmvae import ConcreteGMVAE
 from vaemix.models.dmvae import DMVAE
+from vaemix.models.gmvae import GMVAE
+from vaemix.models.gmvae_dpgmm import GMVAEDPGMM
 from vaemix.models.movae import MoVAE
 from vaemix.models.vade import VaDE
 
@@ -21,6 +24,9 @@ MODELS: dict[str, Callable[[ModelSpec], Model]] = {
     "dmvae": DMVAE,
     "movae": MoVAE,
     "vade": VaDE,
+    "gmvae": GMVAE,
+    "concrete_gmvae": ConcreteGMVAE,
+    "gmvae_dpgmm": GMVAEDPGMM,
 }
 
 

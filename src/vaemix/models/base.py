@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -55,6 +56,10 @@ class Model(nn.Module):
 
     def start_epoch(self, epoch: int, n_epochs: int) -> None:
         """Hook called before each training epoch (temperature schedules, prior refits)."""
+
+    def summary_metrics(self) -> dict[str, Any]:
+        """Model-specific numbers for the metrics file (e.g. a DP-GMM's effective K)."""
+        return {}
 
     @torch.no_grad()
     def sample_per_cluster(self, n: int, generator: torch.Generator | None = None) -> Tensor:

@@ -66,7 +66,12 @@ from vaemix.distributions import (
 )
 from vaemix.errors import ParamError
 from vaemix.models.base import Model, ModelSpec
-from vaemix.models.init import copy_autoencoder, gmm_on_encoder, load_ae_state
+from vaemix.models.init import (
+    copy_autoencoder,
+    fit_to_targets,
+    gmm_on_encoder,
+    load_ae_state,
+)
 from vaemix.networks import (
     MAX_LOGVAR,
     MIN_LOGVAR,
@@ -254,24 +259,11 @@ class DMVAE(Model):
         log_joint = log_normal_diag(self.encode(x).unsqueeze(-2), p_mean, p_logvar)
         return F.log_softmax(log_joint + self.log_prior_c(), dim=-1)
 
-    def _fit_q_c_to_gmm(self, x_train: Tensor, seed: int, batch_size: int = 256) -> None:
-        epochs = self.opts["q_init_epochs"]
-        if epochs == 0:
-            return
+    def _fit_q_c_to_gmm(self, x_train: Tensor, seed: int) -> None:
+        def cross_entropy(xb: Tensor) -> Tensor:  # to the soft responsibilities
+            with torch.no_grad():
+                target = self._gmm_log_resp(xb).exp()
+            return -(target * F.log_softmax(self.q_c_logits(xb), dim=-1)).sum(-1).mean()
+
         params = [*self.c_trunk.parameters(), *self.c_logits.parameters()]
-        opt = torch.optim.Adam(params, lr=1e-3)
-        gen = torch.Generator().manual_seed(seed)
-        was_training = self.training
-        self.train()
-        for _ in range(epochs):
-            order = torch.randperm(len(x_train), generator=gen).to(x_train.device)
-            for i in range(0, len(x_train), batch_size):
-                xb = x_train[order[i : i + batch_size]]
-                with torch.no_grad():
-                    target = self._gmm_log_resp(xb).exp()
-                # cross-entropy to the soft responsibilities
-                ce = -(target * F.log_softmax(self.q_c_logits(xb), dim=-1)).sum(-1).mean()
-                opt.zero_grad(set_to_none=True)
-                ce.backward()
-                opt.step()
-        self.train(was_training)
+        fit_to_targets(self, params, cross_entropy, x_train, self.opts["q_init_epochs"], seed)

@@ -6,6 +6,7 @@ to set the mixture prior.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,3 +93,35 @@ def gmm_on_encoder(
 
     z = batched(encode, x_train).numpy().astype(np.float64)
     return fit_diag_gmm(z, n_clusters, seed)
+
+
+def fit_to_targets(
+    module: nn.Module,
+    parameters: list[nn.Parameter],
+    batch_loss: Callable[[Tensor], Tensor],
+    x_train: Tensor,
+    epochs: int,
+    seed: int,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+) -> None:
+    """A few epochs of Adam on ``parameters`` only, minimising ``batch_loss(x_batch)``.
+
+    Used to start networks that the autoencoder has no counterpart for (a cluster encoder
+    q(c|x), GMVAE's q(z|x,y)) at targets computed from the autoencoder and its GMM: no
+    label is involved. ``module`` is put in training mode for it and restored after.
+    """
+    if epochs == 0:
+        return
+    opt = torch.optim.Adam(parameters, lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    was_training = module.training
+    module.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(x_train), generator=gen).to(x_train.device)
+        for i in range(0, len(x_train), batch_size):
+            loss = batch_loss(x_train[order[i : i + batch_size]])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+    module.train(was_training)

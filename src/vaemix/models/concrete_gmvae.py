@@ -1,0 +1,110 @@
+"""Concrete GMVAE (Collier & Urdiales 2019, eq. 7-8 and App. A).
+
+The GMVAE of :mod:`vaemix.models.gmvae` (same networks, same test-time code), trained on a
+single-sample ELBO in which y is drawn from the Concrete / Gumbel-softmax relaxation of
+q(y|x) at temperature tau (Maddison et al. 2017; Jang et al. 2017), so one pass through
+q(z|x,y) and the decoder per step instead of K (eq. 7):
+
+    w_t * (-KL(q(y|x) || p(y))) - KL(q(z|x,y) || p(z|y)) + ln p(x|z),
+    y ~ Concrete(q(y|x), tau),  z ~ q(z|x, y).
+
+- The y term is the KL between the categoricals q(y|x) and p(y), as the issue and Jang et
+  al. 2017 (sec. 3.1) use, rather than the single-sample ln p(y)/q(y|x) of eq. 7, which is
+  undefined for a relaxed y.
+- p(z|y) at a relaxed y is ``relaxed_gaussian_prior`` (the linear interpolation of the
+  component means and variances, shared with the DMVAE); it equals p(z|y) at one-hot y.
+- KL annealing (eq. 8): the text says the weight w_t on the y term follows the text-VAE
+  recipe of Bowman et al. 2016, i.e. rises from 0 to 1, but the printed schedule
+  w_t = min(1, exp(-t/2000)) starts at 1 and falls. We implement what the text describes:
+  ``kl_anneal: linear``, w_t = min(1, t / kl_anneal_steps) with t the training step (2000
+  steps by default, the paper's constant); ``kl_anneal: none`` keeps w_t = 1 (plain eq. 7),
+  to check the paper's report that the model then ignores y.
+- tau is fixed (0.3 in the paper, App. A); ``hard`` uses the straight-through one-hot.
+- At test time y is the one-hot argmax of q(y|x) (inherited ``evaluate``/``predict``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from vaemix.config import boolean, choice, positive_int, positive_number
+from vaemix.distributions import (
+    gumbel_softmax,
+    kl_categorical,
+    kl_gaussians,
+    relaxed_gaussian_prior,
+    reparameterize,
+)
+from vaemix.models.base import ModelSpec
+from vaemix.models.gmvae import GMVAE, check_gmvae_options, nested
+
+CONCRETE_DEFAULTS: dict[str, Any] = {
+    "tau": 0.3,
+    "hard": False,
+    "kl_anneal": "linear",
+    "kl_anneal_steps": 2000,
+}
+
+
+def check_concrete_options(
+    options: Mapping[str, Any], section: str, defaults: Mapping[str, Any] = CONCRETE_DEFAULTS
+) -> dict[str, Any]:
+    """The Concrete options (tau, hard, KL annealing) with defaults, validated."""
+    opts = {**defaults, **{k: v for k, v in options.items() if k in defaults}}
+    wrapped = nested(section, opts)
+    positive_number(wrapped, f"{section}.tau")
+    boolean(wrapped, f"{section}.hard")
+    choice(wrapped, f"{section}.kl_anneal", ("linear", "none"))
+    positive_int(wrapped, f"{section}.kl_anneal_steps")
+    return opts
+
+
+def kl_weight(step: int, schedule: str, steps: int) -> float:
+    """w_t of eq. 8: 0 at t = 0 rising linearly to 1 at t = ``steps`` (``linear``), or 1."""
+    if schedule == "none":
+        return 1.0
+    return min(1.0, step / steps)
+
+
+class ConcreteGMVAE(GMVAE):
+    """GMVAE trained with one Concrete sample of y per example (eq. 7-8)."""
+
+    section = "train.concrete_gmvae"
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        # the training step t of the annealing, saved with the model
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))
+
+    def check_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        return {**check_gmvae_options(options, self.section),
+                **check_concrete_options(options, self.section)}
+
+    def kl_y_weight(self) -> float:
+        return kl_weight(int(self.step), self.opts["kl_anneal"], self.opts["kl_anneal_steps"])
+
+    def concrete_terms(self, x: Tensor) -> dict[str, Tensor]:
+        """Per-example terms of eq. 7 with one Concrete draw of y: ln p(x|z), the KL of z
+        given that y, and KL(q(y|x) || p(y)), each [B]."""
+        h = self.trunk(x)
+        logits = self.q_y_logits(h)
+        y = gumbel_softmax(logits, self.opts["tau"], hard=self.opts["hard"])
+        mean, logvar = self.q_z(h, y)
+        recon_ll = self.decode_log_prob(x, reparameterize(mean, logvar))
+        p_mean, p_logvar = relaxed_gaussian_prior(y, *self.prior_params())
+        kl_z = kl_gaussians(mean, logvar, p_mean, p_logvar)
+        kl_y = kl_categorical(F.log_softmax(logits, dim=-1), self.log_prior_y())
+        return {"recon_ll": recon_ll, "kl_z": kl_z, "kl_y": kl_y}
+
+    def loss(self, x: Tensor) -> dict[str, Tensor]:
+        t = {k: v.mean() for k, v in self.concrete_terms(x).items()}
+        w = self.kl_y_weight()
+        if self.training:
+            self.step += 1
+        return {"loss": w * t["kl_y"] + t["kl_z"] - t["recon_ll"], "recon_nll": -t["recon_ll"],
+                "kl_z": t["kl_z"], "kl_y": t["kl_y"], "kl_y_weight": torch.tensor(w)}

@@ -1,0 +1,286 @@
+"""GMVAE, the Gaussian mixture VAE with y summed out (Collier & Urdiales 2019, eq. 1-6).
+
+We implement the formulation of Collier & Urdiales 2019 (eq. 1-4), which is Rui Shu's
+GMVAE ("Gaussian mixture VAE: lessons in variational inference...", 2016, their ref. [1]),
+not the broader model of Dilokthanakul et al. 2016 (which adds a second continuous latent
+w that parameterises the component means and needs a "z-prior" term):
+
+    p(y) = Cat(1/K),  p(z|y) = N(mu_y, diag sigma^2_y),  p(x|z) from the decoder;
+    q(y, z|x) = q(y|x) q(z|x, y).
+
+Networks (Collier & Urdiales 2019, App. A): one shared encoder h(x) (the convolutional
+trunk on images, the MLP trunk otherwise); q(y|x) = softmax of two further layers
+(``head_hidden``, 512 and 256 in the paper) on h; q(z|x, y) from h concatenated with the
+one-hot y through layers of the same sizes; p(z|y) as one learned mean and log-variance per
+y (a fully-connected layer on the one-hot y is exactly such a table); the decoder p(x|z).
+
+Objective (eq. 6): the ELBO with the sum over all K values of y taken exactly,
+
+    sum_y q(y|x) [ ln p(x|z_y) - KL(q(z|x,y) || p(z|y)) ] - KL(q(y|x) || p(y)),
+    z_y ~ q(z|x, y),
+
+computed as one batched pass of K copies of the batch through q(z|x,y) and the decoder
+(cost linear in K, which is the point of the comparison with the Concrete GMVAE). Rui Shu
+estimates ln p(z|y) - ln q(z|x,y) from the sample z_y; we use the closed-form Gaussian KL,
+its expectation, which has the same value and less variance.
+
+At test time y is fully discretised (Collier & Urdiales 2019, sec. 2, "for all models"):
+``test_recon_ll`` is ln p(x|z) with z ~ q(z|x, y_hat), y_hat the one-hot argmax of q(y|x)
+(their Table 1 quantity E_q[ln p(x|y,z)]); ``elbo`` is the exact marginal bound above;
+clusters are argmax q(y|x). The Concrete variant and GMVAE + DP-GMM reuse this module's
+networks and test-time code.
+
+Options (``train.gmvae``, shared by the family): ``head_hidden`` (sizes of the q(y|x) and
+q(z|x,y) layers), ``init`` ae | none (see :meth:`GMVAE.initialise`), ``q_init_epochs`` and
+``init_posterior_var`` (for init ae), ``prior_init_scale`` (init none: mu_y ~ N(0, scale^2 I)).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vaemix.config import choice, int_list, nonneg_int, positive_number
+from vaemix.distributions import kl_categorical, kl_gaussians, log_normal_diag, reparameterize
+from vaemix.errors import ParamError
+from vaemix.models.base import Model, ModelSpec
+from vaemix.models.init import copy_autoencoder, fit_diag_gmm, fit_to_targets, load_ae_state
+from vaemix.networks import (
+    MAX_LOGVAR,
+    MIN_LOGVAR,
+    GaussianHead,
+    Likelihood,
+    build_decoder,
+    build_trunk,
+    mlp,
+)
+
+DEFAULTS: dict[str, Any] = {
+    "head_hidden": [512, 256],
+    "prior_init_scale": 1.0,
+    "init": "ae",
+    "q_init_epochs": 10,
+    "init_posterior_var": 0.01,
+}
+# Range of the prior's log-variances: wider than the encoder's clamp, since the
+# autoencoder's latents (init "ae") are unnormalised (as in VaDE).
+PRIOR_LOGVAR_MIN = -10.0
+PRIOR_LOGVAR_MAX = 10.0
+
+
+def nested(section: str, opts: Mapping[str, Any]) -> dict[str, Any]:
+    """``opts`` placed at the dotted ``section``, so the config checkers name the real key."""
+    wrapped: dict[str, Any] = {}
+    node = wrapped
+    *parents, last = section.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = dict(opts)
+    return wrapped
+
+
+def check_gmvae_options(options: Mapping[str, Any], section: str) -> dict[str, Any]:
+    """The network options shared by the GMVAE family, validated under ``section``."""
+    opts = {**DEFAULTS, **{k: v for k, v in options.items() if k in DEFAULTS}}
+    wrapped = nested(section, opts)
+    int_list(wrapped, f"{section}.head_hidden")
+    positive_number(wrapped, f"{section}.prior_init_scale")
+    choice(wrapped, f"{section}.init", ("ae", "none"))
+    nonneg_int(wrapped, f"{section}.q_init_epochs")
+    positive_number(wrapped, f"{section}.init_posterior_var")
+    return opts
+
+
+class GMVAE(Model):
+    """q(y|x), q(z|x,y), p(z|y), p(x|z); the ELBO sums over y exactly (eq. 6)."""
+
+    clusters = True
+    section = "train.gmvae"
+
+    def __init__(self, spec: ModelSpec) -> None:
+        super().__init__(spec)
+        self.opts = self.check_options(spec.options)
+        k, d = self.n_components, spec.latent_dim
+        head = [int(h) for h in self.opts["head_hidden"]]
+        self.trunk = build_trunk(spec.input_shape, spec.net, spec.hidden)
+        width = self.trunk.out_features
+        self.q_y = mlp([width, *head, k])
+        self.q_z_body = mlp([width + k, *head], final_activation=True)
+        self.q_z_head = GaussianHead(head[-1], d)
+        self.decoder = build_decoder(spec.input_shape, d, spec.net, spec.hidden)
+        self.likelihood = Likelihood(spec.likelihood, spec.input_shape)
+        self.init_prior(k, d)
+
+    # --- pieces the variants override ---------------------------------------------------
+
+    @property
+    def n_components(self) -> int:
+        return self.spec.n_clusters
+
+    def check_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        return check_gmvae_options(options, self.section)
+
+    def init_prior(self, k: int, d: int) -> None:
+        """p(z|y) learned; p(y) uniform (eq. 2)."""
+        self.prior_mean = nn.Parameter(torch.randn(k, d) * self.opts["prior_init_scale"])
+        self.prior_logvar = nn.Parameter(torch.zeros(k, d))
+        self.register_buffer("prior_log_weights", torch.full((k,), -math.log(k)))
+
+    def prior_params(self) -> tuple[Tensor, Tensor]:
+        return self.prior_mean, self.prior_logvar.clamp(PRIOR_LOGVAR_MIN, PRIOR_LOGVAR_MAX)
+
+    @torch.no_grad()
+    def prior_from_codes(self, z: np.ndarray, seed: int) -> None:
+        """Set p(z|y) from a diagonal GMM on latents z [N, d] (p(y) stays uniform)."""
+        mix = fit_diag_gmm(z, self.n_components, seed)
+        dev = self.prior_mean.device
+        self.prior_mean.copy_(torch.as_tensor(mix.means, device=dev))
+        self.prior_logvar.copy_(torch.as_tensor(mix.variances, device=dev).log())
+
+    def log_prior_y(self) -> Tensor:
+        return self.prior_log_weights
+
+    # --- initialisation -----------------------------------------------------------------
+
+    def initialise(
+        self, x_train: Tensor, seed: int = 0, ae_checkpoint: str | Path | None = None, **_: Any
+    ) -> None:
+        """``init: ae``: start from the pretrained autoencoder, as VaDE does (Jiang et al.
+        2017, sec. 3.3); ``none`` keeps the random start (Collier & Urdiales 2019 train from
+        scratch, but on our CPU budgets a random start often merges clusters).
+
+        The AE's trunk and decoder are copied into the shared encoder and p(x|z); p(z|y)
+        comes from a mixture fitted on the AE's codes (:meth:`prior_from_codes`). q(y|x)
+        and q(z|x,y) have no counterpart in the AE, so for ``q_init_epochs`` epochs they
+        are fitted, with the trunk fixed, to the mixture's responsibilities p(y|code) and to
+        the code itself (at the most responsible y, with a small variance, a fraction
+        ``init_posterior_var`` of the components' mean variance). No label is used.
+        """
+        if self.opts["init"] == "none":
+            return
+        if ae_checkpoint is None:
+            raise ParamError(f"params.yaml: '{self.section}.init' is 'ae' but no pretrained "
+                             "autoencoder was given")
+        to_z = nn.Linear(self.trunk.out_features, self.spec.latent_dim).to(x_train.device)
+        copy_autoencoder(load_ae_state(ae_checkpoint), self.trunk, to_z, self.decoder,
+                         self.likelihood, source=str(ae_checkpoint))
+
+        def code(xb: Tensor) -> Tensor:
+            return to_z(self.trunk(xb))
+
+        from vaemix.training import batched  # (vaemix.training imports vaemix.models)
+
+        self.prior_from_codes(batched(code, x_train).numpy().astype(np.float64), seed)
+        variances = self.prior_params()[1].detach().exp().mean(0)
+        target_logvar = (variances * self.opts["init_posterior_var"]).log().clamp(
+            MIN_LOGVAR + 1.0, MAX_LOGVAR - 1.0)
+        k = self.n_components
+
+        def match_autoencoder(xb: Tensor) -> Tensor:
+            with torch.no_grad():
+                h = self.trunk(xb)
+                c = code(xb)
+                target_y = self.log_prior_posterior(c).exp()
+            ce = -(target_y * F.log_softmax(self.q_y_logits(h), dim=-1)).sum(-1).mean()
+            # q(z|x,y) at the most responsible y (one pass, not K)
+            mean, logvar = self.q_z(h, F.one_hot(target_y.argmax(-1), k).to(h.dtype))
+            sq = (mean - c).pow(2).sum(-1) + (logvar - target_logvar).pow(2).sum(-1)
+            return ce + sq.mean()
+
+        heads = [*self.q_y.parameters(), *self.q_z_body.parameters(),
+                 *self.q_z_head.parameters()]
+        fit_to_targets(self, heads, match_autoencoder, x_train, self.opts["q_init_epochs"], seed,
+                       lr=3e-3)
+
+    # --- the networks -------------------------------------------------------------------
+
+    def q_y_logits(self, h: Tensor) -> Tensor:
+        return self.q_y(h)
+
+    def q_z(self, h: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """q(z|x, y) from the shared encoding h [..., H] and y [..., K] (one-hot or relaxed)."""
+        return self.q_z_head(self.q_z_body(torch.cat([h, y], dim=-1)))
+
+    def decode_log_prob(self, x: Tensor, z: Tensor) -> Tensor:
+        """ln p(x|z) for z [..., B, d] (any leading dims), returned as [..., B]."""
+        lead = z.shape[:-1]
+        out = self.decoder(z.reshape(-1, z.shape[-1])).view(*lead, *self.spec.input_shape)
+        return self.likelihood.log_prob(x, out)
+
+    def marginal_terms(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """log q(y|x) [B, K], ln p(x|z_y) [B, K] and KL(q(z|x,y)||p(z|y)) [B, K] for every
+        y at once: K copies of the batch through q(z|x,y) and the decoder."""
+        h = self.trunk(x)
+        log_q_y = F.log_softmax(self.q_y_logits(h), dim=-1)
+        k, b = self.n_components, h.shape[0]
+        eye = torch.eye(k, dtype=h.dtype, device=h.device)
+        mean, logvar = self.q_z(h.unsqueeze(0).expand(k, b, -1), eye.unsqueeze(1).expand(k, b, k))
+        recon_ll = self.decode_log_prob(x, reparameterize(mean, logvar))  # [K, B]
+        p_mean, p_logvar = self.prior_params()
+        kl_z = kl_gaussians(mean, logvar, p_mean.unsqueeze(1), p_logvar.unsqueeze(1))  # [K, B]
+        return log_q_y, recon_ll.T, kl_z.T
+
+    def marginal_elbo(self, x: Tensor) -> dict[str, Tensor]:
+        """Eq. 6 per example: the expectations over y are exact sums weighted by q(y|x)."""
+        log_q_y, recon_ll, kl_z = self.marginal_terms(x)
+        q_y = log_q_y.exp()
+        recon = (q_y * recon_ll).sum(-1)
+        kl_zs = (q_y * kl_z).sum(-1)
+        kl_y = kl_categorical(log_q_y, self.log_prior_y())
+        return {"elbo": recon - kl_zs - kl_y, "recon_ll": recon, "kl_z": kl_zs, "kl_y": kl_y}
+
+    # --- objective ----------------------------------------------------------------------
+
+    def loss(self, x: Tensor) -> dict[str, Tensor]:
+        t = {k: v.mean() for k, v in self.marginal_elbo(x).items()}
+        return {"loss": -t["elbo"], "recon_nll": -t["recon_ll"], "kl_z": t["kl_z"],
+                "kl_y": t["kl_y"]}
+
+    def evaluate(self, x: Tensor) -> dict[str, Tensor]:
+        h = self.trunk(x)
+        y_hat = F.one_hot(self.q_y_logits(h).argmax(-1), self.n_components).to(h.dtype)
+        recon_ll = self.decode_log_prob(x, reparameterize(*self.q_z(h, y_hat)))
+        return {"test_recon_ll": recon_ll, "elbo": self.marginal_elbo(x)["elbo"]}
+
+    # --- test-time use ------------------------------------------------------------------
+
+    def encode(self, x: Tensor) -> Tensor:
+        """Mean of q(z|x, y_hat) at the most probable y_hat."""
+        h = self.trunk(x)
+        y_hat = F.one_hot(self.q_y_logits(h).argmax(-1), self.n_components).to(h.dtype)
+        return self.q_z(h, y_hat)[0]
+
+    def reconstruct(self, x: Tensor) -> Tensor:
+        return self.likelihood.mean(self.decoder(self.encode(x)))
+
+    def predict_clusters(self, x: Tensor) -> Tensor:
+        return self.q_y_logits(self.trunk(x)).argmax(-1)
+
+    def log_prior_posterior(self, z: Tensor) -> Tensor:
+        """log p(y|z) under the prior mixture, [B, K] (normalised, in log space)."""
+        p_mean, p_logvar = self.prior_params()
+        joint = log_normal_diag(z.unsqueeze(-2), p_mean, p_logvar) + self.log_prior_y()
+        return F.log_softmax(joint, dim=-1)
+
+    def sample_components(self) -> Tensor:
+        """The components shown by ``sample_per_cluster`` (all of them here)."""
+        return torch.arange(self.n_components, device=self.prior_mean.device)
+
+    @torch.no_grad()
+    def sample_per_cluster(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        p_mean, p_logvar = self.prior_params()
+        comps = self.sample_components()
+        k, d = len(comps), p_mean.shape[1]
+        mean = p_mean[comps].unsqueeze(1).expand(k, n, d)
+        logvar = p_logvar[comps].unsqueeze(1).expand(k, n, d)
+        z = reparameterize(mean, logvar, generator=generator)
+        return self.likelihood.mean(self.decoder(z.reshape(k * n, d))).view(
+            k, n, *self.spec.input_shape
+        )
