@@ -33,7 +33,9 @@ from vaemix.io import write_json, write_text
 from vaemix.runs import ARTIFACTS, train_and_export
 
 ROOT = Path(__file__).resolve().parents[1]
-KEYS = ("acc", "nmi", "ari", "test_recon_ll", "minutes")
+KEYS = ("acc", "nmi", "ari", "test_recon_ll", "seconds_per_epoch", "minutes")
+# trained methods whose latents also get the baselines (Nagpal et al. 2019, Table 1)
+BASELINE_ENCODERS = ("gmvae",)
 
 
 def run_seed(
@@ -72,8 +74,19 @@ def run_seed(
                     minutes = (time.perf_counter() - start) / 60
                     rows.append({"dataset": ds, "method": method, "seed": seed,
                                  "minutes": minutes, **{key: m.get(key) for key in
-                                 ("acc", "nmi", "ari", "test_recon_ll", "n_clusters_used")}})
+                                 ("acc", "nmi", "ari", "test_recon_ll", "n_clusters_used",
+                                  "seconds_per_epoch", "n_components_effective")}})
                     print(json.dumps(rows[-1]), flush=True)
+                    if method in BASELINE_ENCODERS:
+                        latents = load_latents(ARTIFACTS / ds / method / "latents.npz")
+                        for bl in ("kmeans", "gmm", "dpgmm"):
+                            bm, _ = evaluate_baseline(bl, latents, k, params["baseline"][bl],
+                                                      seed)
+                            rows.append({"dataset": ds, "method": f"{method}+{bl}",
+                                         "seed": seed, "n_clusters_used": bm["n_clusters_used"],
+                                         "minutes": minutes + bm["train_seconds"] / 60,
+                                         **{key: bm.get(key) for key in
+                                            ("acc", "nmi", "ari", "n_components_effective")}})
         finally:
             os.chdir(cwd)
     return rows
@@ -89,8 +102,8 @@ def fmt(values: list[float]) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| dataset | method | " + " | ".join(KEYS) + " | clusters used |",
-             "|---|---|" + "---:|" * (len(KEYS) + 1)]
+    lines = ["| dataset | method | " + " | ".join(KEYS) + " | clusters used | effective K |",
+             "|---|---|" + "---:|" * (len(KEYS) + 2)]
     seen = []
     for r in rows:
         if (r["dataset"], r["method"]) not in seen:
@@ -99,7 +112,10 @@ def table(rows: list[dict]) -> str:
         group = [r for r in rows if r["dataset"] == ds and r["method"] == method]
         used = sorted({r.get("n_clusters_used") for r in group if r.get("n_clusters_used")})
         cells = [fmt([r.get(k) for r in group]) for k in KEYS]
-        lines.append(f"| {ds} | {method} | " + " | ".join(cells) + f" | {used or ''} |")
+        k_eff = sorted({r["n_components_effective"] for r in group
+                        if r.get("n_components_effective") is not None})
+        lines.append(f"| {ds} | {method} | " + " | ".join(cells)
+                     + f" | {used or ''} | {k_eff or ''} |")
     return "\n".join(lines)
 
 
@@ -116,7 +132,22 @@ def main() -> None:
                     help="file stem of the table and raw numbers in --out")
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=YAML",
                     help="extra params overrides, e.g. train.vade.epochs=50")
+    ap.add_argument("--merge", nargs="+", type=Path, metavar="JSON",
+                    help="only write the table of earlier runs' raw files (e.g. seeds run as "
+                         "parallel processes), concatenated, under --name")
     args = ap.parse_args()
+    if args.merge:
+        runs = [json.loads(p.read_text()) for p in args.merge]
+        rows = [r for run in runs for r in run["rows"]]
+        commands = "  \n".join(f"`{run['command']}`" for run in runs)
+        write_text(args.out / f"{args.name}.md",
+                   "# Clustering quality (test split, mean ± std over seeds)\n\n"
+                   f"Merged from runs made in parallel, one per seed:  \n{commands}\n\n"
+                   + table(rows) + "\n")
+        write_json(args.out / f"{args.name}.json", {"command": [r["command"] for r in runs],
+                                                    "rows": rows})
+        print(table(rows))
+        return
     torch.set_num_threads(args.threads)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["budget"]["epoch_scale"] = args.epoch_scale

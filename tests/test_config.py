@@ -96,6 +96,14 @@ def test_baseline_encoder_must_be_pretrained(params):
         validate(p)
 
 
+def test_baseline_encoder_method_must_be_trained(params):
+    params["methods"] = ["vade"]
+    params["baseline_encoders"] = ["ae", "gmvae"]
+    with pytest.raises(ParamError, match="'baseline_encoders' has 'gmvae', which is not in "
+                                         "'methods'"):
+        validate(params)
+
+
 def test_epoch_scale(params):
     p = _set(params, "budget.epoch_scale", 0.1)
     assert scaled_epochs(p, 50) == 5

@@ -27,7 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ["mnist", "spiral", "cifar100"]
 ENCODERS = ["ae", "vae"]
 BASELINES = ["kmeans", "gmm", "dpgmm"]
-METHODS = ["vade", "dmvae", "movae"]
+METHODS = ["vade", "dmvae", "movae", "gmvae", "concrete_gmvae", "gmvae_dpgmm"]
+GMVAE_FAMILY = ["gmvae", "concrete_gmvae", "gmvae_dpgmm"]
+BASELINE_ENCODERS = [*ENCODERS, "gmvae"]  # Nagpal et al. 2019, Table 1
 CLUSTER_KEYS = {"acc", "nmi", "ari", "completeness", "n_clusters_used"}
 TRAINED_KEYS = {"test_recon_ll", "train_seconds", "samples_per_second", "epochs", "seed"}
 
@@ -49,6 +51,10 @@ def tiny_params() -> dict:
     for method in METHODS:
         params["train"][method].update(epochs=50, eval_every=1, per_dataset={})
     params["train"]["movae"].update(expert_hidden=[16], manager_hidden=[16])
+    for method in GMVAE_FAMILY:
+        params["train"][method].update(head_hidden=[16], q_init_epochs=1)
+    params["train"]["gmvae_dpgmm"].update(dp_max_iter=50, refit_max_points=300)
+    params["baseline_encoders"] = BASELINE_ENCODERS
     params["baseline"]["kmeans"]["n_init"] = 2
     params["baseline"]["gmm"]["n_init"] = 1
     params["baseline"]["dpgmm"]["max_iter"] = 100
@@ -120,6 +126,13 @@ def test_every_contract_file_is_written(project):
             assert (curves / "train/recon_nll.tsv").is_file(), (ds, method)
             for name in ("model.pt", "pred.npz", "samples.npz", "latents.npz"):
                 assert (project / f"artifacts/{ds}/{method}/{name}").is_file(), (ds, method, name)
+        for bl in BASELINES:  # the GMVAE's latents join the baselines
+            b = json.loads((project / f"reports/metrics/{ds}/gmvae+{bl}.json").read_text())
+            assert CLUSTER_KEYS <= b.keys(), (ds, bl)
+        dp = json.loads((project / f"reports/metrics/{ds}/gmvae_dpgmm.json").read_text())
+        assert 1 <= dp["n_components_effective"] <= 3 * params_k(ds) and dp["n_refits"] == 2
+        curves = project / f"reports/curves/{ds}/gmvae_dpgmm/plots/metrics/train"
+        assert (curves / "n_components_effective.tsv").is_file()
         card = json.loads((project / f"data/prepared/{ds}/card.json").read_text())
         assert card["dataset"] == ds
     for path in (project / "reports/metrics").rglob("*.json"):
@@ -131,7 +144,9 @@ def params_k(dataset: str) -> int:
     return tiny_params()["model"][dataset]["n_clusters"]
 
 
-N_RUNS = len(DATASETS) * (len(ENCODERS) * (1 + len(BASELINES)) + len(METHODS))
+N_RUNS = len(DATASETS) * (
+    len(ENCODERS) + len(METHODS) + len(BASELINE_ENCODERS) * len(BASELINES)
+)
 
 
 def test_summary_and_figures(project):
