@@ -60,6 +60,12 @@ DP_DEFAULTS: dict[str, Any] = {
     "refit_on": "sample",
 }
 MIN_WEIGHT_FLOOR = 1e-10  # floor on DP weights before taking logs
+# The fitted attributes of BayesianGaussianMixture that its warm start reads.
+DP_STATE = (
+    "weight_concentration_", "mean_precision_", "means_", "degrees_of_freedom_",
+    "covariances_", "precisions_cholesky_", "precisions_", "weights_", "lower_bound_",
+    "n_iter_", "converged_", "n_features_in_",
+)
 
 
 class GMVAEDPGMM(ConcreteGMVAE):
@@ -152,18 +158,21 @@ class GMVAEDPGMM(ConcreteGMVAE):
         self._seed = seed
         self._fit_dp(z)
 
+    def _new_dpgmm(self) -> BayesianGaussianMixture:
+        return BayesianGaussianMixture(
+            n_components=self.n_components,
+            covariance_type="diag",
+            weight_concentration_prior_type="dirichlet_process",
+            weight_concentration_prior=self.opts["weight_concentration_prior"],
+            max_iter=self.opts["dp_max_iter"],
+            reg_covar=1e-6,
+            random_state=self._seed,
+            warm_start=True,  # later fits start from this one: components keep their index
+        )
+
     def _fit_dp(self, z: np.ndarray) -> None:
         if self._dpgmm is None:
-            self._dpgmm = BayesianGaussianMixture(
-                n_components=self.n_components,
-                covariance_type="diag",
-                weight_concentration_prior_type="dirichlet_process",
-                weight_concentration_prior=self.opts["weight_concentration_prior"],
-                max_iter=self.opts["dp_max_iter"],
-                reg_covar=1e-6,
-                random_state=self._seed,
-                warm_start=True,  # later fits start from this one: components keep their index
-            )
+            self._dpgmm = self._new_dpgmm()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
             self._dpgmm.fit(z)
@@ -175,6 +184,40 @@ class GMVAEDPGMM(ConcreteGMVAE):
         self.prior_log_weights.copy_(
             torch.as_tensor(np.log(weights / weights.sum()), dtype=torch.float32).to(dev)
         )
+
+    # --- the DP-GMM travels with the model's state dict (checkpoints, resume) ----------
+
+    def get_extra_state(self) -> dict[str, Any]:
+        """The fitted DP-GMM (what its warm start continues from) and the refit history, as
+        tensors and numbers, so a model restored from a checkpoint refits exactly as the
+        uninterrupted one would."""
+        dp = None
+        if self._dpgmm is not None and hasattr(self._dpgmm, "converged_"):
+            dp = {}
+            for name in DP_STATE:
+                value = getattr(self._dpgmm, name)
+                if isinstance(value, tuple):
+                    dp[name] = tuple(torch.as_tensor(v) for v in value)
+                elif isinstance(value, np.ndarray):
+                    dp[name] = torch.as_tensor(value)
+                else:
+                    dp[name] = value.item() if hasattr(value, "item") else value
+        return {"seed": self._seed, "refits": [r["n_components_effective"] for r in self.refits],
+                "dpgmm": dp}
+
+    def set_extra_state(self, state: dict[str, Any]) -> None:
+        self._seed = int(state["seed"])
+        self.refits = [{"refit": i + 1, "n_components_effective": int(n)}
+                       for i, n in enumerate(state["refits"])]
+        self._dpgmm = None
+        if state["dpgmm"] is not None:
+            self._dpgmm = self._new_dpgmm()
+            for name, value in state["dpgmm"].items():
+                if isinstance(value, tuple):
+                    value = tuple(v.numpy() for v in value)
+                elif isinstance(value, Tensor):
+                    value = value.numpy()
+                setattr(self._dpgmm, name, value)
 
     def n_effective(self) -> int:
         return int((self.prior_log_weights.exp() > self.opts["min_weight"]).sum())
