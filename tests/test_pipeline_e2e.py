@@ -44,10 +44,11 @@ def tiny_params() -> dict:
     params["model"]["cifar100"]["hidden"] = [64]
     params["model"]["cifar100"]["latent_dim"] = 8
     for enc in ENCODERS:
-        params["pretrain"][enc].update(epochs=50, eval_every=1, per_dataset={})
+        params["pretrain"][enc].update(epochs=50, eval_every=1, checkpoint_every=1, per_dataset={})
     params["methods"] = METHODS
     for method in METHODS:
-        params["train"][method].update(epochs=50, eval_every=1, per_dataset={})
+        params["train"][method].update(epochs=50, eval_every=1, checkpoint_every=1,
+                                       per_dataset={})
     params["train"]["movae"].update(expert_hidden=[16], manager_hidden=[16])
     params["baseline"]["kmeans"]["n_init"] = 2
     params["baseline"]["gmm"]["n_init"] = 1
