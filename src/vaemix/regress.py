@@ -88,7 +88,7 @@ def load_tolerances(path: str | os.PathLike = TOLERANCES) -> Tolerances:
     raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     default = _tolerance(raw.get("default", {}), f"{path}: default")
     per_metric = {
-        str(name): _tolerance(entry, f"{path}: metrics.{name}", default)
+        str(name): _tolerance(entry, f"{path}: metrics.{name}")
         for name, entry in (raw.get("metrics") or {}).items()
     }
     return Tolerances(default, per_metric, frozenset(raw.get("ignore") or ()))
