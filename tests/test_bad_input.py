@@ -65,3 +65,19 @@ def test_stage_reports_one_line_and_exit_status_2(spiral):
         "error: params.yaml: 'train.dmvae.tau_start' must be a positive number, got 0"
     ]
     assert _written(spiral) == []
+
+
+def test_corrupted_prepared_data_is_refused_by_checksum(spiral):
+    from vaemix.data import load_prepared
+    from vaemix.errors import DataError
+
+    path = spiral / "data/prepared/spiral/data.npz"
+    good = path.read_bytes()
+    bad = bytearray(good)
+    bad[len(bad) // 2] ^= 0xFF  # one flipped byte in the arrays
+    path.write_bytes(bytes(bad))
+    try:
+        with pytest.raises(DataError, match=r"data/prepared/spiral/data.npz: checksum mismatch"):
+            load_prepared("spiral", spiral / "data/prepared")
+    finally:
+        path.write_bytes(good)
