@@ -151,7 +151,7 @@ def test_killed_training_resumes_to_the_same_result(spiral_with_ae):
 
 def test_checkpoint_of_other_params_is_not_resumed(spiral_with_ae, tmp_path):
     folder = spiral_with_ae
-    edit_params(folder, {"train.vade.epochs": 150, "train.vade.checkpoint_every": 1})
+    edit_params(folder, {"train.vade.epochs": 75, "train.vade.checkpoint_every": 1})
     checkpoint = folder / "checkpoints/spiral/vade/checkpoint.pt"
 
     class Stop(Exception):
