@@ -12,7 +12,7 @@ from __future__ import annotations
 from vaemix import io
 from vaemix.baselines import evaluate_baseline, load_latents
 from vaemix.cli import run_stage
-from vaemix.config import load_params
+from vaemix.config import check_clusters_fit, load_params
 from vaemix.errors import ParamError
 
 
@@ -28,12 +28,7 @@ def main(argv: list[str]) -> None:
 
     latents = load_latents(f"artifacts/{dataset}/{encoder}/latents.npz")
     n_clusters = params["model"][dataset]["n_clusters"]
-    n_train = len(latents["z_train"])
-    if n_clusters > n_train:
-        raise ParamError(
-            f"params.yaml: 'model.{dataset}.n_clusters' is {n_clusters}, more than the "
-            f"{n_train} training points"
-        )
+    check_clusters_fit(params, dataset, len(latents["z_train"]), f"artifacts/{dataset}/{encoder}")
 
     settings = params["baseline"][baseline]
     metrics, pred = evaluate_baseline(baseline, latents, n_clusters, settings, params["seed"])

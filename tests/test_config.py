@@ -72,6 +72,14 @@ _DELETE = object()
         ("train.vade.lr_decay", -0.9, "'train.vade.lr_decay' must be a positive number"),
         ("train.movae.epochs", 2.5, "'train.movae.epochs' must be a positive integer"),
         ("train.dmvae", _DELETE, "missing key 'train.dmvae'"),
+        ("train.dmvae.tau_start", 0, "'train.dmvae.tau_start' must be a positive number"),
+        ("train.dmvae.tau_end", -0.1, "'train.dmvae.tau_end' must be a positive number"),
+        # any temperature key of any method's section (e.g. a Concrete GMVAE's tau)
+        ("train.movae.tau", 0.0, "'train.movae.tau' must be a positive number"),
+        ("train.vade.temperature", "hot", "'train.vade.temperature' must be a positive number"),
+        ("train.vade.checkpoint_every", -1, "'train.vade.checkpoint_every' must be a non-negative"),
+        ("pretrain.ae.max_loss_growth", 0, "'pretrain.ae.max_loss_growth' must be a positive"),
+        ("budget.max_train", 7, "'model.mnist.n_clusters' is 10, more than the 7 training points"),
     ],
 )
 def test_bad_values_are_named(params, key, value, needle):
@@ -128,3 +136,9 @@ def test_unreadable_params_file(tmp_path):
     bad.write_text("seed: [1,\n")
     with pytest.raises(ParamError, match="not valid YAML"):
         load_params(bad)
+
+
+def test_temperature_in_a_per_dataset_override_is_checked(params):
+    bad = _set(params, "train.dmvae.per_dataset", {"spiral": {"tau_end": 0}})
+    with pytest.raises(ParamError, match=r"'train.dmvae.per_dataset.spiral.tau_end' must be a pos"):
+        validate(bad)

@@ -109,3 +109,32 @@ def test_denoising_ae_rejects_a_bad_dropout(value):
                      options={"input_dropout": value})
     with pytest.raises(ParamError, match=r"'pretrain\.ae\.input_dropout'"):
         build_model("ae", spec)
+
+
+class _InfiniteGradient(Model):
+    """A finite loss, sqrt(w) at w = 0, whose gradient is infinite."""
+
+    def __init__(self):
+        super().__init__(ModelSpec(input_shape=(2,), latent_dim=1, n_clusters=1))
+        self.w = torch.nn.Parameter(torch.zeros(1))
+
+    def loss(self, x):
+        return {"loss": self.w.sqrt().sum() + 0.0 * x.sum()}
+
+
+def test_infinite_gradient_stops_training_before_the_step():
+    model = _InfiniteGradient()
+    with pytest.raises(NumericalError, match=r"gradient of loss term 'loss' is inf at epoch 1, batch 1"):
+        fit(model, torch.zeros(8, 2), TrainConfig(epochs=2, batch_size=4, lr=0.1))
+    assert torch.equal(model.w.detach(), torch.zeros(1))  # no step was taken
+
+
+def test_loss_blowing_up_while_finite_stops_training():
+    class Growing(_InfiniteGradient):
+        def loss(self, x):
+            self.calls = getattr(self, "calls", 0) + 1
+            return {"loss": (self.w + 1.0).sum() * 10.0 ** (5 * self.calls) + 0.0 * x.sum()}
+
+    with pytest.raises(NumericalError, match=r"'loss' is 1e\+10 at epoch 1, batch 2, more than "
+                                             r"10000 times its first value 1e\+05"):
+        fit(Growing(), torch.zeros(8, 2), TrainConfig(epochs=2, batch_size=4, lr=0.0))

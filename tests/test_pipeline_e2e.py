@@ -46,10 +46,11 @@ def tiny_params() -> dict:
     params["model"]["cifar100"]["hidden"] = [64]
     params["model"]["cifar100"]["latent_dim"] = 8
     for enc in ENCODERS:
-        params["pretrain"][enc].update(epochs=50, eval_every=1, per_dataset={})
+        params["pretrain"][enc].update(epochs=50, eval_every=1, checkpoint_every=1, per_dataset={})
     params["methods"] = METHODS
     for method in METHODS:
-        params["train"][method].update(epochs=50, eval_every=1, per_dataset={})
+        params["train"][method].update(epochs=50, eval_every=1, checkpoint_every=1,
+                                       per_dataset={})
     params["train"]["movae"].update(expert_hidden=[16], manager_hidden=[16])
     for method in GMVAE_FAMILY:
         params["train"][method].update(head_hidden=[16], q_init_epochs=1)
@@ -78,7 +79,7 @@ def stages_run(output: str) -> set[str]:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory) -> Path:
     proj = tmp_path_factory.mktemp("vaemix")
-    for name in ("dvc.yaml", "pyproject.toml", ".gitignore"):
+    for name in ("dvc.yaml", "pyproject.toml", ".gitignore", "tolerances.yaml"):
         shutil.copy(ROOT / name, proj / name)
     for folder in ("stages", "src"):
         shutil.copytree(ROOT / folder, proj / folder,
@@ -95,7 +96,39 @@ def project(tmp_path_factory) -> Path:
     run(["git", "commit", "-qm", "tiny profile"], proj)
     first = run([sys.executable, "-m", "dvc", "repro"], proj)
     (proj / "first_run.log").write_text(first.stdout + first.stderr)
+    shutil.copytree(proj / "reports/metrics", proj / "first_metrics")  # for the gate below
     return proj
+
+
+REFERENCE = ROOT / "tests/reference/tiny_metrics.json"
+
+
+def test_metrics_match_the_committed_reference(project):
+    """CI's metric regression gate: the first repro's metrics against the committed
+    reference, with the tolerances of tolerances.yaml. `bash scripts/update_reference.sh`
+    rewrites the reference on purpose (VAEMIX_UPDATE_REFERENCE=1)."""
+    from vaemix.regress import (
+        FAIL_STRICT,
+        collect,
+        compare,
+        load_tolerances,
+        report,
+        update_reference,
+    )
+
+    assert not list((project / "checkpoints").rglob("*.pt"))  # removed after each export
+    tolerances = load_tolerances(ROOT / "tolerances.yaml")
+    if os.environ.get("VAEMIX_UPDATE_REFERENCE") == "1":
+        update_reference(project / "first_metrics", REFERENCE, tolerances)
+        return
+    current = collect(project / "first_metrics", tolerances.ignore)
+    rows = compare(json.loads(REFERENCE.read_text()), current, tolerances)
+    table = report(rows, FAIL_STRICT, "reference", "this run")
+    print(table)
+    assert not [r for r in rows if r.status in FAIL_STRICT], (
+        "metrics moved past tolerances.yaml; if on purpose, run "
+        "`bash scripts/update_reference.sh` and commit tests/reference/\n" + table
+    )
 
 
 def test_every_contract_file_is_written(project):
@@ -208,3 +241,33 @@ def test_bad_param_stops_stage_with_one_line_and_writes_nothing(project):
     finally:
         (project / "params.yaml").write_text(good)
         metrics.write_bytes(before)
+
+
+def test_regress_diff_against_a_git_revision(project):
+    """The user's command: workspace metrics vs a revision, non-zero on a regression."""
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-qm", "metrics"], project)
+    cmd = [sys.executable, "-m", "vaemix.regress", "diff", "HEAD"]
+    same = run(cmd, project)
+    assert same.stdout.startswith("no regression"), same.stdout
+    worse = project / "reports/metrics/spiral/vade.json"
+    better = project / "reports/metrics/mnist/ae+gmm.json"
+    saved = {p: p.read_text() for p in (worse, better)}
+    try:
+        for path, delta in ((worse, -0.2), (better, 0.2)):
+            m = json.loads(saved[path])
+            m["acc"] += delta
+            path.write_text(json.dumps(m))
+        proc = run(cmd, project, check=False)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert "1 regression(s)" in proc.stdout
+        assert re.search(r"\| spiral/vade.json \| acc \| .* \| worse \|", proc.stdout)
+        assert "| better |" in proc.stdout
+        strict = run([*cmd, "--strict"], project, check=False)
+        assert strict.returncode == 1 and "2 regression(s)" in strict.stdout
+        worse.unlink()
+        gone = run(cmd, project, check=False)
+        assert gone.returncode == 1 and "| missing |" in gone.stdout
+    finally:
+        for path, text in saved.items():
+            path.write_text(text)

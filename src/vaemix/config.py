@@ -30,6 +30,9 @@ GATES: tuple[str, ...] = ()
 NETS = ("mlp", "conv")
 LIKELIHOODS = ("bernoulli", "gaussian")
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+# Keys of a training section that are temperatures (Gumbel-softmax / Concrete): each must be
+# a positive number wherever it appears, in any method's section (tau, tau_start, tau_end, ...).
+_TEMPERATURE_RE = re.compile(r"^(tau|temperature)(_(start|end|min|max|init|final))?$")
 
 Params = dict[str, Any]
 
@@ -171,6 +174,9 @@ def _validate_training(params: Params, section: str, name: str) -> None:
             ("lr_decay", positive_number),
             ("lr_decay_every", positive_int),
             ("grad_clip", positive_number),
+            ("checkpoint_every", nonneg_int),
+            ("max_loss_growth", positive_number),
+            *((k, positive_number) for k in merged if _TEMPERATURE_RE.match(str(k))),
         ):
             if merged.get(key) is not None:
                 try:
@@ -248,6 +254,7 @@ def validate(params: Params) -> Params:
     for ds in datasets:
         _validate_data(params, ds)
         _validate_model(params, ds)
+        check_clusters_fit(params, ds, get(params, "budget.max_train"), "'budget.max_train'")
     choice(params, "regression.mode", ("per_class", "global"))
     positive_int(params, "regression.out_dim")
     nonneg_number(params, "regression.noise")
@@ -298,6 +305,16 @@ def require_listed(params: Params, key: str, name: str) -> None:
     listed = get(params, key)
     if name not in listed:
         raise ParamError(f"params.yaml: '{key}' does not list {name!r} (it has {listed})")
+
+
+def check_clusters_fit(params: Params, dataset: str, n_train: int | None, what: str) -> None:
+    """K = ``model.<dataset>.n_clusters`` must not exceed the number of training points."""
+    k = get(params, f"model.{dataset}.n_clusters")
+    if n_train is not None and k > n_train:
+        raise ParamError(
+            f"params.yaml: 'model.{dataset}.n_clusters' is {k}, more than the {n_train} "
+            f"training points ({what})"
+        )
 
 
 def resolve_device(spec: str) -> Any:

@@ -28,6 +28,20 @@ METRICS_ROOT = Path("reports/metrics")
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 
+def _remove_stale(path: Path) -> None:
+    """Remove temporaries of ``path`` left by a killed process (SIGKILL skips cleanup).
+
+    Only one process writes a given output at a time (one DVC stage owns it), so any
+    ``.<name>.*.tmp`` / ``.<name>.old`` beside it is a leftover. DVC ignores them anyway
+    (``.dvcignore``); this keeps the workspace clean.
+    """
+    for stale in [*path.parent.glob(f".{path.name}.*.tmp"), path.with_name(f".{path.name}.old")]:
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+        elif stale.exists():
+            stale.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
@@ -36,6 +50,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
@@ -52,6 +67,7 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary directory next to ``path``; it replaces ``path`` on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp

@@ -8,10 +8,17 @@ both call :func:`train_and_export`, which writes
   their reconstructions), and for clustering models ``pred.npz`` and ``samples.npz``;
 - ``reports/metrics/<dataset>/<method>.json``, the contract metrics on the test split;
 - ``reports/curves/<dataset>/<method>/``, the per-epoch curves (dvclive).
+
+While training, checkpoints go to ``checkpoints/<dataset>/<method>/`` (outside DVC's
+outputs, which DVC deletes before it runs a stage; git-ignored), every
+``checkpoint_every`` epochs of the method's settings. A re-run with the same params, data,
+initialisation and code resumes from it; it is deleted once the outputs are written.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
@@ -21,14 +28,24 @@ import numpy as np
 import torch
 from sklearn.cluster import KMeans
 
-from vaemix.config import resolve_device, scaled_epochs, training_settings
+import vaemix
+from vaemix.config import check_clusters_fit, resolve_device, scaled_epochs, training_settings
 from vaemix.data import Prepared
+from vaemix.data.common import sha256_array, sha256_file
 from vaemix.io import atomic_dir, save_npz, write_metrics
 from vaemix.metrics import clustering_metrics
 from vaemix.models import Model, build_model, spec_from_params
-from vaemix.training import TrainConfig, batched, fit, seed_everything, to_tensor
+from vaemix.training import (
+    TrainConfig,
+    batched,
+    clear_checkpoint,
+    fit,
+    seed_everything,
+    to_tensor,
+)
 
 ARTIFACTS = Path("artifacts")
+CHECKPOINTS = Path("checkpoints")
 CURVES = Path("reports/curves")
 N_RECON = 32
 # Latents used by the periodic K-means probe of encoders that do not cluster themselves.
@@ -47,6 +64,37 @@ def latent_probe(
         pred = km.predict(batched(model.encode, x_test).numpy())
     m = clustering_metrics(y_test, pred)
     return {"acc": m["acc"], "nmi": m["nmi"]}
+
+
+def code_digest() -> str:
+    """sha256 over the source files of the vaemix package (what a checkpoint was made by)."""
+    h = hashlib.sha256()
+    root = Path(vaemix.__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def resume_key(
+    method: str, dataset: str, data: Prepared, settings: Mapping[str, Any], config: TrainConfig,
+    spec: Any, device: torch.device, init: Mapping[str, Any] | None,
+) -> str:
+    """A digest of everything a training run's result depends on: a checkpoint is resumed
+    only by a run with the same key (``checkpoint_every`` itself is left out)."""
+    init_files = {
+        k: sha256_file(v) for k, v in (init or {}).items()
+        if isinstance(v, str | Path) and Path(v).is_file()
+    }
+    data_sha = data.card.get("sha256", {}).get("data.npz") or sha256_array(data.x_train)
+    identity = {
+        "method": method, "dataset": dataset, "data": data_sha,
+        "settings": {k: v for k, v in settings.items() if k != "checkpoint_every"},
+        "config": {k: v for k, v in asdict(config).items() if k != "checkpoint_every"},
+        "spec": asdict(spec), "device": device.type, "init": init_files,
+        "code": code_digest(), "torch": torch.__version__,
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def train_and_export(
@@ -71,6 +119,7 @@ def train_and_export(
     config = TrainConfig.from_settings(settings, epochs, seed)
     spec = spec_from_params(params, dataset, data.input_shape, **settings)
 
+    check_clusters_fit(params, dataset, len(data.x_train), f"data/prepared/{dataset}")
     model = build_model(method, spec).to(device)
     x_train = to_tensor(data.x_train, device)
     x_test = to_tensor(data.x_test, device)
@@ -83,9 +132,11 @@ def train_and_export(
     def probe(m: Model) -> dict[str, float]:
         return latent_probe(m, x_train, x_test, data.y_test, k, seed) if labelled else {}
 
+    checkpoint_dir = CHECKPOINTS / dataset / method
     result = fit(
         model, x_train, config, evaluate=probe, curves_dir=CURVES / dataset / method,
-        desc=f"{section} {dataset}/{method}",
+        desc=f"{section} {dataset}/{method}", checkpoint_dir=checkpoint_dir,
+        resume_key=resume_key(method, dataset, data, settings, config, spec, device, init),
     )
 
     model.eval()
@@ -119,4 +170,5 @@ def train_and_export(
         seed=seed,
     )
     write_metrics(dataset, method, metrics)
+    clear_checkpoint(checkpoint_dir)
     return metrics

@@ -3,7 +3,19 @@
 Seeded, device-aware, data held on the device as tensors (no DataLoader per batch), a
 tqdm progress bar, per-epoch curves through dvclive written to a temporary directory that
 replaces the final one only when training ends, and a hard stop naming the epoch, batch
-and term when a loss turns NaN or infinite.
+and term when training diverges: a loss term or the gradient turns NaN or infinite, or
+the loss rises past ``max_loss_growth`` times its first value (see ``_check_loss``).
+
+Checkpoints. With ``checkpoint_every`` = N > 0 and a ``checkpoint_dir``, the loop saves
+everything the rest of the run depends on every N epochs: model, optimizer and scheduler
+state, the batch-order generator, the global torch / numpy / random states (the noise of
+reparameterisation and Gumbel samples), the epoch, the curve history, the elapsed
+training time and the first loss. A later call with the same ``resume_key`` (a digest of
+params, data, initialisation and code, made by the caller) continues from it and ends
+bit-identical to an uninterrupted run; a checkpoint with another key is ignored and
+replaced. Models keep per-epoch state either in their state dict (parameters, buffers,
+``get_extra_state``) or recompute it in ``start_epoch`` (e.g. a temperature schedule).
+The caller deletes the checkpoint once its outputs are written (:func:`clear_checkpoint`).
 """
 
 from __future__ import annotations
@@ -11,9 +23,12 @@ from __future__ import annotations
 import math
 import os
 import random
+import shutil
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,7 +37,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from vaemix.errors import NumericalError
-from vaemix.io import atomic_dir
+from vaemix.io import atomic_dir, save_torch
 from vaemix.models.base import Model
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
@@ -41,6 +56,9 @@ class TrainConfig:
     lr_decay: float = 1.0  # multiply the learning rate by this ...
     lr_decay_every: int = 10  # ... every this many epochs (VaDE: 0.9 every 10)
     grad_clip: float | None = None  # max gradient norm; None = no clipping
+    checkpoint_every: int = 0  # epochs between checkpoints; 0 = none
+    # stop when the loss exceeds its first value by this many times max(|first|, 1)
+    max_loss_growth: float | None = 1e4
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], epochs: int, seed: int) -> TrainConfig:
@@ -54,7 +72,13 @@ class TrainConfig:
             lr_decay=float(settings.get("lr_decay", 1.0)),
             lr_decay_every=int(settings.get("lr_decay_every", 10)),
             grad_clip=None if settings.get("grad_clip") is None else float(settings["grad_clip"]),
+            checkpoint_every=int(settings.get("checkpoint_every", 5) or 0),
+            max_loss_growth=_optional_float(settings.get("max_loss_growth", 1e4)),
         )
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 @dataclass
@@ -63,6 +87,7 @@ class TrainResult:
     train_seconds: float
     samples_per_second: float
     history: list[dict[str, float]] = field(default_factory=list)
+    resumed_from: int = 0  # epochs restored from a checkpoint (0 = a fresh start)
 
 
 def seed_everything(seed: int) -> None:
@@ -98,6 +123,85 @@ def _check_finite(terms: Mapping[str, Tensor], epoch: int, batch: int) -> None:
             )
 
 
+def _check_loss(loss: float, first: float, growth: float | None, epoch: int, batch: int) -> None:
+    """Stop a run whose minimised loss has blown up while staying finite.
+
+    The losses here are negative log-likelihood bounds in nats per example; an optimiser
+    that works never drives them up by orders of magnitude. A run that does (e.g. a
+    learning rate of 10) produces finite garbage for a few steps before float32 overflows,
+    so it is stopped at the first batch whose loss exceeds the first batch's by more than
+    ``growth * max(|first|, 1)``.
+    """
+    if growth is not None and loss > first + growth * max(abs(first), 1.0):
+        raise NumericalError(
+            f"training diverged: loss term 'loss' is {loss:.4g} at epoch {epoch + 1}, "
+            f"batch {batch + 1}, more than {growth:g} times its first value {first:.4g}; "
+            "lower the learning rate or check the data"
+        )
+
+
+def _check_gradient(model: Model, epoch: int, batch: int) -> float:
+    """The total gradient norm; NaN or infinite stops training (Adam would turn it into
+    NaN parameters or a silent zero step)."""
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    if not grads:
+        return 0.0
+    norm = float(torch.nn.utils.get_total_norm(grads))
+    if not math.isfinite(norm):
+        raise NumericalError(
+            f"training diverged: the gradient of loss term 'loss' is {norm} at epoch "
+            f"{epoch + 1}, batch {batch + 1}; lower the learning rate or check the data"
+        )
+    return norm
+
+
+# --- checkpoints ------------------------------------------------------------------------
+
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+def _rng_state(gen: torch.Generator, device: torch.device) -> dict[str, Any]:
+    state = {
+        "batch_order": gen.get_state(),
+        "torch": torch.get_rng_state(),
+        "numpy": np.random.get_state(),
+        "random": random.getstate(),
+    }
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: Mapping[str, Any], gen: torch.Generator, device: torch.device) -> None:
+    gen.set_state(state["batch_order"])
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["random"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def load_checkpoint(checkpoint_dir: str | os.PathLike, resume_key: str) -> dict[str, Any] | None:
+    """The checkpoint in ``checkpoint_dir`` if it was made with ``resume_key``, else None
+    (a checkpoint of other params, data or code is never resumed)."""
+    path = Path(checkpoint_dir) / CHECKPOINT_FILE
+    if not path.is_file():
+        return None
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception:  # an unreadable checkpoint is as good as none
+        return None
+    if not isinstance(ckpt, dict) or ckpt.get("resume_key") != resume_key:
+        return None
+    return ckpt
+
+
+def clear_checkpoint(checkpoint_dir: str | os.PathLike | None) -> None:
+    """Delete a run's checkpoint (after its outputs are written)."""
+    if checkpoint_dir is not None:
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
+
+
 def fit(
     model: Model,
     x_train: Tensor,
@@ -107,81 +211,153 @@ def fit(
     curves_dir: str | os.PathLike | None = None,
     desc: str = "train",
     optimizer: torch.optim.Optimizer | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    resume_key: str = "",
 ) -> TrainResult:
     """Train ``model`` on ``x_train`` (already on the model's device) with Adam.
 
     ``evaluate`` is called every ``config.eval_every`` epochs and after the last one; its
     numbers go to the curves as ``test/<name>``. Training terms go as ``train/<name>``.
+    With ``checkpoint_dir`` and ``config.checkpoint_every`` > 0, checkpoints are saved there
+    and a matching one (same ``resume_key``) is resumed (see the module docstring).
     """
+    run = _Run(model, x_train, config, evaluate, desc, optimizer, checkpoint_dir, resume_key)
     if curves_dir is None:
-        return _fit(model, x_train, config, evaluate, None, desc, optimizer)
+        return run(None)
     from dvclive import Live
 
     with atomic_dir(curves_dir) as tmp:
         with Live(dir=str(tmp), save_dvc_exp=False, dvcyaml=None, report=None) as live:
-            result = _fit(model, x_train, config, evaluate, live, desc, optimizer)
+            result = run(live)
         return result
 
 
-def _fit(
-    model: Model,
-    x_train: Tensor,
-    config: TrainConfig,
-    evaluate: EvalFn | None,
-    live: Any,
-    desc: str,
-    optimizer: torch.optim.Optimizer | None,
-) -> TrainResult:
-    if optimizer is None:
-        optimizer = torch.optim.Adam(
+class _Run:
+    """One call of :func:`fit`: the loop and the state a checkpoint holds."""
+
+    def __init__(
+        self,
+        model: Model,
+        x_train: Tensor,
+        config: TrainConfig,
+        evaluate: EvalFn | None,
+        desc: str,
+        optimizer: torch.optim.Optimizer | None,
+        checkpoint_dir: str | os.PathLike | None,
+        resume_key: str,
+    ) -> None:
+        self.model, self.x_train, self.config = model, x_train, config
+        self.evaluate, self.desc = evaluate, desc
+        self.optimizer = optimizer or torch.optim.Adam(
             model.parameters(), lr=config.lr, weight_decay=config.weight_decay
         )
-    scheduler = torch.optim.lr_scheduler.StepLR(
-        optimizer, step_size=config.lr_decay_every, gamma=config.lr_decay
-    )
-    gen = torch.Generator(device="cpu").manual_seed(config.seed)
-    n = len(x_train)
-    n_batches = math.ceil(n / config.batch_size)
-    history: list[dict[str, float]] = []
-    train_seconds = 0.0
-    bar = tqdm(range(config.epochs), desc=desc, unit="epoch", dynamic_ncols=True, mininterval=1.0)
-    for epoch in bar:
-        model.train()
-        start = time.perf_counter()  # epoch hooks (e.g. DP-GMM refits) count as training time
-        model.start_epoch(epoch, config.epochs)
-        order = torch.randperm(n, generator=gen).to(x_train.device)
-        sums: dict[str, float] = {}
-        for b in range(n_batches):
-            idx = order[b * config.batch_size : (b + 1) * config.batch_size]
-            terms = model.loss(x_train[idx])
-            _check_finite(terms, epoch, b)
-            optimizer.zero_grad(set_to_none=True)
-            terms["loss"].backward()
-            if config.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(idx)
-        scheduler.step()
-        if x_train.device.type == "cuda":
-            torch.cuda.synchronize(x_train.device)
-        train_seconds += time.perf_counter() - start
-        record = {f"train/{k}": v / n for k, v in sums.items()}
-        last = epoch + 1 == config.epochs
-        if evaluate is not None and ((epoch + 1) % config.eval_every == 0 or last):
-            model.eval()
-            record.update({f"test/{k}": float(v) for k, v in evaluate(model).items()})
-        history.append(record)
-        bar.set_postfix(loss=f"{record['train/loss']:.3f}")
-        if live is not None:
-            for k, v in record.items():
-                live.log_metric(k, v, plot=True)
-            live.next_step()
-    model.eval()
-    seen = n * config.epochs
-    return TrainResult(
-        epochs=config.epochs,
-        train_seconds=train_seconds,
-        samples_per_second=seen / train_seconds if train_seconds > 0 else 0.0,
-        history=history,
-    )
+        self.scheduler = torch.optim.lr_scheduler.StepLR(
+            self.optimizer, step_size=config.lr_decay_every, gamma=config.lr_decay
+        )
+        self.gen = torch.Generator(device="cpu").manual_seed(config.seed)
+        self.checkpoint_dir = (
+            Path(checkpoint_dir) if checkpoint_dir is not None and config.checkpoint_every > 0
+            else None
+        )
+        self.resume_key = resume_key
+        self.start = 0
+        self.history: list[dict[str, float]] = []
+        self.train_seconds = 0.0
+        self.first_loss: float | None = None
+
+    def _save(self, next_epoch: int) -> None:
+        assert self.checkpoint_dir is not None
+        save_torch(self.checkpoint_dir / CHECKPOINT_FILE, {
+            "resume_key": self.resume_key,
+            "epoch": next_epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": _rng_state(self.gen, self.x_train.device),
+            "history": self.history,
+            "train_seconds": self.train_seconds,
+            "first_loss": self.first_loss,
+        })
+
+    def _resume(self) -> None:
+        if self.checkpoint_dir is None:
+            return
+        ckpt = load_checkpoint(self.checkpoint_dir, self.resume_key)
+        if ckpt is None:
+            clear_checkpoint(self.checkpoint_dir)  # another run's, or unreadable
+            return
+        if not 0 < ckpt["epoch"] < self.config.epochs:
+            clear_checkpoint(self.checkpoint_dir)
+            return
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        _set_rng_state(ckpt["rng"], self.gen, self.x_train.device)
+        self.start = int(ckpt["epoch"])
+        self.history = list(ckpt["history"])
+        self.train_seconds = float(ckpt["train_seconds"])
+        self.first_loss = ckpt["first_loss"]
+        print(f"{self.desc}: resuming from the checkpoint after epoch {self.start} "
+              f"in {self.checkpoint_dir}", file=sys.stderr)
+
+    def __call__(self, live: Any) -> TrainResult:
+        model, x_train, config = self.model, self.x_train, self.config
+        self._resume()
+        if live is not None:  # the curves of the epochs restored from the checkpoint
+            for record in self.history:
+                for k, v in record.items():
+                    live.log_metric(k, v, plot=True)
+                live.next_step()
+        n = len(x_train)
+        n_batches = math.ceil(n / config.batch_size)
+        bar = tqdm(range(self.start, config.epochs), desc=self.desc, unit="epoch",
+                   dynamic_ncols=True, mininterval=1.0, initial=self.start, total=config.epochs)
+        for epoch in bar:
+            model.train()
+            start = time.perf_counter()  # epoch hooks (e.g. DP-GMM refits) count as training time
+            model.start_epoch(epoch, config.epochs)
+            order = torch.randperm(n, generator=self.gen).to(x_train.device)
+            sums: dict[str, float] = {}
+            for b in range(n_batches):
+                idx = order[b * config.batch_size : (b + 1) * config.batch_size]
+                terms = model.loss(x_train[idx])
+                _check_finite(terms, epoch, b)
+                loss = float(terms["loss"].detach())
+                if self.first_loss is None:
+                    self.first_loss = loss
+                _check_loss(loss, self.first_loss, config.max_loss_growth, epoch, b)
+                self.optimizer.zero_grad(set_to_none=True)
+                terms["loss"].backward()
+                _check_gradient(model, epoch, b)
+                if config.grad_clip is not None:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                self.optimizer.step()
+                for k, v in terms.items():
+                    sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(idx)
+            self.scheduler.step()
+            if x_train.device.type == "cuda":
+                torch.cuda.synchronize(x_train.device)
+            self.train_seconds += time.perf_counter() - start
+            record = {f"train/{k}": v / n for k, v in sums.items()}
+            last = epoch + 1 == config.epochs
+            if self.evaluate is not None and ((epoch + 1) % config.eval_every == 0 or last):
+                model.eval()
+                record.update({f"test/{k}": float(v) for k, v in self.evaluate(model).items()})
+            self.history.append(record)
+            bar.set_postfix(loss=f"{record['train/loss']:.3f}")
+            if live is not None:
+                for k, v in record.items():
+                    live.log_metric(k, v, plot=True)
+                live.next_step()
+            if (self.checkpoint_dir is not None and not last
+                    and (epoch + 1) % config.checkpoint_every == 0):
+                self._save(epoch + 1)
+        model.eval()
+        seen = n * config.epochs
+        return TrainResult(
+            epochs=config.epochs,
+            train_seconds=self.train_seconds,
+            samples_per_second=seen / self.train_seconds if self.train_seconds > 0 else 0.0,
+            history=self.history,
+            resumed_from=self.start,
+        )

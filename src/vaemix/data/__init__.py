@@ -114,7 +114,15 @@ def load_prepared(name: str, root: Path = PREPARED_ROOT) -> Prepared:
     for path in paths:
         if not path.is_file():
             raise DataError(f"{path}: not found; run the prepare@{name} stage first")
-    data, reg, card = load_npz(paths[0]), load_npz(paths[1]), read_json(paths[2])
+    card = read_json(paths[2])
+    for path in paths[:2]:  # the checksums prepare wrote: a corrupted or edited file is refused
+        want = card.get("sha256", {}).get(path.name)
+        if want is not None and sha256_file(path) != want:
+            raise DataError(
+                f"{path}: checksum mismatch with {paths[2].name} (sha256 {want[:12]}...); the "
+                f"file is corrupted or was changed: rerun the prepare@{name} stage"
+            )
+    data, reg = load_npz(paths[0]), load_npz(paths[1])
     return Prepared(
         name=name,
         x_train=as_features(data["x_train"]),

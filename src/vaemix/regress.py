@@ -1,0 +1,265 @@
+"""Metric regression checks: the CI gate and the user's comparison with a git revision.
+
+Both compare two sets of metrics files, ``{path: {metric: value}}``, with the per-metric
+tolerances of ``tolerances.yaml``: a metric *moved* when
+``|new - old| > abs + rel * |old|``; the direction it moved in is *better* or *worse* by
+the metric's ``better`` (higher | lower). Timing keys (``train_seconds``,
+``samples_per_second``) are never compared: they measure the machine, not the method.
+
+Commands (run from the repository root)::
+
+    python -m vaemix.regress diff [REV]     # workspace metrics vs REV (default HEAD), via
+                                            # `dvc metrics diff --json --all REV`; exit 1 on
+                                            # a regression (worse, or a file/metric missing)
+    python -m vaemix.regress check --reference FILE [--metrics DIR]
+                                            # DIR vs a committed reference; exit 1 when
+                                            # anything moved (either way) or is missing
+    python -m vaemix.regress update --reference FILE [--metrics DIR]
+                                            # write DIR's metrics as the new reference
+
+CI's gate is ``check`` against ``tests/reference/tiny_metrics.json`` on the metrics of the
+end-to-end test's real ``dvc repro`` (tests/test_pipeline_e2e.py); ``bash
+scripts/update_reference.sh`` reruns that test and rewrites the reference on purpose.
+Metrics files that the reference lacks are reported as *new* and do not fail the gate;
+reference files or metrics missing from the run do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from vaemix.io import write_json
+
+TOLERANCES = Path("tolerances.yaml")
+METRICS_ROOT = Path("reports/metrics")
+Metrics = dict[str, dict[str, float]]
+
+FAIL_STRICT = ("moved", "worse", "better", "missing")  # the CI gate: any move past tolerance
+FAIL_REGRESSION = ("moved", "worse", "missing")  # the user's diff: moves for the worse
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    abs: float = 0.0
+    rel: float = 0.0
+    better: str | None = None  # "higher", "lower" or None (no direction)
+
+    def allowed(self, old: float) -> float:
+        return self.abs + self.rel * abs(old)
+
+
+@dataclass(frozen=True)
+class Tolerances:
+    default: Tolerance
+    per_metric: Mapping[str, Tolerance]
+    ignore: frozenset[str]
+
+    def of(self, metric: str) -> Tolerance:
+        return self.per_metric.get(metric, self.default)
+
+
+def _tolerance(entry: Any, where: str, base: Tolerance | None = None) -> Tolerance:
+    if not isinstance(entry, Mapping) or set(entry) - {"abs", "rel", "better"}:
+        raise ValueError(f"{where}: expected a mapping with abs, rel and/or better")
+    base = base or Tolerance()
+    values = {"abs": entry.get("abs", base.abs), "rel": entry.get("rel", base.rel)}
+    for key, v in values.items():
+        if isinstance(v, bool) or not isinstance(v, int | float) or v < 0:
+            raise ValueError(f"{where}.{key}: expected a non-negative number, got {v!r}")
+    better = entry.get("better", base.better)
+    if better not in (None, "higher", "lower"):
+        raise ValueError(f"{where}.better: expected higher, lower or null, got {better!r}")
+    return Tolerance(float(values["abs"]), float(values["rel"]), better)
+
+
+def load_tolerances(path: str | os.PathLike = TOLERANCES) -> Tolerances:
+    """Read the tolerance file (see ``tolerances.yaml`` for its layout)."""
+    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    default = _tolerance(raw.get("default", {}), f"{path}: default")
+    per_metric = {
+        str(name): _tolerance(entry, f"{path}: metrics.{name}")
+        for name, entry in (raw.get("metrics") or {}).items()
+    }
+    return Tolerances(default, per_metric, frozenset(raw.get("ignore") or ()))
+
+
+def _numbers(obj: Mapping[str, Any], ignore: frozenset[str]) -> dict[str, float]:
+    return {
+        k: float(v) for k, v in obj.items()
+        if k not in ignore and isinstance(v, int | float) and not isinstance(v, bool)
+    }
+
+
+def collect(root: str | os.PathLike, ignore: frozenset[str]) -> Metrics:
+    """Every ``*.json`` under ``root`` as ``{relative path: {metric: number}}``."""
+    root = Path(root)
+    return {
+        p.relative_to(root).as_posix(): _numbers(json.loads(p.read_text()), ignore)
+        for p in sorted(root.rglob("*.json"))
+    }
+
+
+@dataclass(frozen=True)
+class Row:
+    path: str
+    metric: str
+    old: float | None
+    new: float | None
+    allowed: float | None
+    status: str  # ok | moved | better | worse | new | missing
+
+    @property
+    def change(self) -> float | None:
+        return None if self.old is None or self.new is None else self.new - self.old
+
+
+def _status(old: float, new: float, tol: Tolerance) -> str:
+    if old == new or (math.isnan(old) and math.isnan(new)):
+        return "ok"
+    if not (math.isfinite(old) and math.isfinite(new)):
+        return "worse" if tol.better else "moved"
+    if abs(new - old) <= tol.allowed(old):
+        return "ok"
+    if tol.better is None:
+        return "moved"
+    up = new > old
+    return "better" if up == (tol.better == "higher") else "worse"
+
+
+def compare(old: Metrics, new: Metrics, tolerances: Tolerances) -> list[Row]:
+    """One row per (file, metric) in either set, sorted by path and metric."""
+    rows = []
+    for path in sorted(set(old) | set(new)):
+        before, after = old.get(path, {}), new.get(path, {})
+        for metric in sorted(set(before) | set(after)):
+            if metric in tolerances.ignore:
+                continue
+            a, b = before.get(metric), after.get(metric)
+            tol = tolerances.of(metric)
+            if a is None:
+                rows.append(Row(path, metric, None, b, None, "new"))
+            elif b is None:
+                rows.append(Row(path, metric, a, None, tol.allowed(a), "missing"))
+            else:
+                rows.append(Row(path, metric, a, b, tol.allowed(a), _status(a, b, tol)))
+    return rows
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else f"{v:.5g}"
+
+
+def markdown(rows: list[Row], old_label: str = "HEAD", new_label: str = "workspace") -> str:
+    """A table in the style of ``dvc metrics diff --md``, with the tolerance and verdict."""
+    lines = [
+        f"| Path | Metric | {old_label} | {new_label} | Change | Allowed | Status |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        change = "-" if r.change is None else f"{r.change:+.5g}"
+        allowed = "-" if r.allowed is None else f"±{r.allowed:.3g}"
+        lines.append(f"| {r.path} | {r.metric} | {_fmt(r.old)} | {_fmt(r.new)} | {change} "
+                     f"| {allowed} | {r.status} |")
+    return "\n".join(lines)
+
+
+def report(rows: list[Row], fail_on: tuple[str, ...], old_label: str, new_label: str) -> str:
+    """The verdict and the table of what is not ``ok`` (moved, new or missing)."""
+    shown = [r for r in rows if r.status != "ok"]
+    failed = [r for r in rows if r.status in fail_on]
+    n_files = len({r.path for r in rows})
+    head = (f"{len(failed)} regression(s)" if failed else "no regression") + (
+        f" in {len(rows)} metrics of {n_files} files "
+        f"({sum(r.status == 'new' for r in rows)} new, "
+        f"{sum(r.status in ('moved', 'better', 'worse') for r in rows)} moved past tolerance, "
+        f"{sum(r.status == 'missing' for r in rows)} missing)"
+    )
+    return head if not shown else head + "\n\n" + markdown(shown, old_label, new_label)
+
+
+def update_reference(metrics_root: str | os.PathLike, reference: str | os.PathLike,
+                     tolerances: Tolerances) -> Metrics:
+    """Write the metrics under ``metrics_root`` (timing keys dropped) as the reference."""
+    current = collect(metrics_root, tolerances.ignore)
+    write_json(reference, current)
+    return current
+
+
+# --- the revision diff (through DVC) ----------------------------------------------------
+
+def dvc_metrics_at(rev: str, cwd: str | os.PathLike = ".") -> tuple[Metrics, Metrics]:
+    """(metrics at ``rev``, metrics in the workspace), from ``dvc metrics diff --json --all``.
+
+    Paths are relative to ``reports/metrics`` when they lie under it.
+    """
+    cmd = [sys.executable, "-m", "dvc", "metrics", "diff", "--json", "--all", rev]
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True,
+                          env={**os.environ, "DVC_NO_ANALYTICS": "1"})
+    if proc.returncode != 0:
+        detail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"dvc metrics diff {rev} failed: {detail}")
+    diff = json.loads(proc.stdout or "{}")
+    old: Metrics = {}
+    new: Metrics = {}
+    prefix = METRICS_ROOT.as_posix() + "/"
+    for path, metrics in diff.items():
+        name = path[len(prefix):] if path.startswith(prefix) else path
+        for metric, d in metrics.items():
+            for side, store in (("old", old), ("new", new)):
+                v = d.get(side)
+                if isinstance(v, int | float) and not isinstance(v, bool):
+                    store.setdefault(name, {})[metric] = float(v)
+    return old, new
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vaemix.regress", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--tolerances", default=str(TOLERANCES), help="the tolerance file")
+    sub = parser.add_subparsers(dest="command", required=True)
+    d = sub.add_parser("diff", parents=[common], help="workspace metrics vs a git revision")
+    d.add_argument("rev", nargs="?", default="HEAD")
+    d.add_argument("--strict", action="store_true",
+                   help="fail on any move past tolerance, improvements too")
+    for name in ("check", "update"):
+        c = sub.add_parser(name, parents=[common])
+        c.add_argument("--reference", required=True)
+        c.add_argument("--metrics", default=str(METRICS_ROOT))
+    args = parser.parse_args(argv)
+    tolerances = load_tolerances(args.tolerances)
+
+    if args.command == "update":
+        written = update_reference(args.metrics, args.reference, tolerances)
+        print(f"wrote {args.reference}: {len(written)} metrics files from {args.metrics}")
+        return 0
+    if args.command == "check":
+        reference = json.loads(Path(args.reference).read_text())
+        rows = compare(reference, collect(args.metrics, tolerances.ignore), tolerances)
+        fail_on, labels = FAIL_STRICT, ("reference", "run")
+    else:
+        try:
+            old, new = dvc_metrics_at(args.rev)
+        except RuntimeError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        rows = compare(old, new, tolerances)
+        fail_on = FAIL_STRICT if args.strict else FAIL_REGRESSION
+        labels = (args.rev, "workspace")
+    print(report(rows, fail_on, *labels))
+    return 1 if any(r.status in fail_on for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
