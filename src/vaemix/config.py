@@ -240,9 +240,14 @@ def _validate_moe(params: Params) -> None:
     for g in gates + plain:
         if g in ("dvmoe", "vade_moe", "deepmoe"):
             _validate_training(params, "moe", g)
-            hidden = get(params, f"moe.{g}").get("hidden")
-            if hidden is not None:
-                int_list(params, f"moe.{g}.hidden")
+            for ds in [None, *get(params, "datasets")]:
+                hidden = training_settings(params, "moe", g, ds).get("hidden")
+                where = f"moe.{g}" + (f".per_dataset.{ds}" if ds else "")
+                if hidden is not None:
+                    if not isinstance(hidden, list) or not hidden or not all(
+                            _is_int(h) and h > 0 for h in hidden):
+                        raise _fail(f"{where}.hidden", "a non-empty list of positive integers "
+                                    "or null", hidden)
         if g in ("dvmoe", "vade_moe"):
             nonneg_number(params, f"moe.{g}.vae_weight")
     if "dvmoe" in gates:
