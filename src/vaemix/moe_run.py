@@ -129,6 +129,50 @@ def _write_curves(curves_dir: Path, records: list[dict[str, float]]) -> None:
                 live.next_step()
 
 
+def _fit_closed_form(
+    gate: str, data: Prepared, params: Mapping[str, Any], k: int, labelled: bool,
+    curves_dir: Path,
+) -> tuple[dict, dict, dict]:
+    """``gmm_moe`` by EM; ``linear`` (one map) and ``oracle`` (gate = the true class) by
+    least squares. Their curves: the EM log-likelihood per iteration, then the scores."""
+    t_train, t_test = data.t_train.astype(np.float64), data.t_test.astype(np.float64)
+    start = time.perf_counter()
+    if gate == "gmm_moe":
+        s = params["moe"]["gmm_moe"]
+        fitted = fit_gmm_gate(data.x_train, t_train, k, pca_dim=s["pca_dim"],
+                              max_iter=s["max_iter"], tol=float(s["tol"]),
+                              reg_covar=float(s["reg_covar"]), ridge=float(s["ridge"]),
+                              seed=int(params["seed"]))
+        out_train, out_test = fitted.predict(data.x_train, t_train), fitted.predict(
+            data.x_test, t_test)
+        history = fitted.history
+    else:
+        k = 1 if gate == "linear" else data.n_classes
+        groups = np.zeros(len(t_train), dtype=np.int64) if gate == "linear" else data.y_train
+        affine = fit_affine(data.x_train, t_train, groups, k)
+
+        def gate_of(y: np.ndarray) -> np.ndarray:
+            return np.ones((len(y), 1)) if gate == "linear" else one_hot(y, k)
+
+        out_train = reference_predict(affine, data.x_train, t_train, gate_of(data.y_train))
+        out_test = reference_predict(affine, data.x_test, t_test, gate_of(data.y_test))
+        history = []
+    seconds = time.perf_counter() - start
+    epochs = max(len(history), 1)
+    timing: dict[str, Any] = {"train_seconds": seconds, "epochs": epochs,
+                              "samples_per_second": len(t_train) * epochs / max(seconds, 1e-9)}
+    if gate == "gmm_moe":
+        timing["em_converged"] = bool(fitted.converged)
+    test = _scores(out_test, t_test, data.y_test if labelled else None)
+    last = {"train/mse": _scores(out_train, t_train, None)["mse"],
+            **{f"test/{key}": test[key] for key in ("mse", "mse_mode", "nll", "acc", "nmi")
+               if key in test}}
+    records = [{"train/em_log_lik": v} for v in history]
+    records = records[:-1] + [{**(records[-1] if records else {}), **last}]
+    _write_curves(curves_dir, records)
+    return out_train, out_test, timing
+
+
 def run_moe(
     dataset: str, gate: str, latent_dim: int, data: Prepared, params: Mapping[str, Any]
 ) -> dict[str, Any]:
@@ -144,45 +188,12 @@ def run_moe(
     curves_dir = CURVES / dataset / name
     t_train, t_test = data.t_train.astype(np.float64), data.t_test.astype(np.float64)
     model = None
-    start = time.perf_counter()
     if gate in GRADIENT_GATES:
         out_train, out_test, timing, model = _fit_gradient(
             gate, latent_dim, dataset, data, params, k, labelled, curves_dir)
     else:
-        if gate == "gmm_moe":
-            s = params["moe"]["gmm_moe"]
-            fitted = fit_gmm_gate(data.x_train, t_train, k, pca_dim=s["pca_dim"],
-                                  max_iter=s["max_iter"], tol=float(s["tol"]),
-                                  reg_covar=float(s["reg_covar"]), ridge=float(s["ridge"]),
-                                  seed=seed)
-
-            def predict(x: np.ndarray, t: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
-                return fitted.predict(x, t)
-            epochs = len(fitted.history)
-        else:  # linear: one map; oracle: one map per true class, gate = the class
-            k = 1 if gate == "linear" else data.n_classes
-            groups = np.zeros(len(t_train), dtype=np.int64) if gate == "linear" else data.y_train
-            affine = fit_affine(data.x_train, t_train, groups, k)
-
-            def predict(x: np.ndarray, t: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
-                g = np.ones((len(x), 1)) if gate == "linear" else one_hot(y, k)
-                return reference_predict(affine, x, t, g)
-            epochs = 1
-        out_train = predict(data.x_train, t_train, data.y_train)
-        out_test = predict(data.x_test, t_test, data.y_test)
-        seconds = time.perf_counter() - start
-        timing = {"train_seconds": seconds, "epochs": epochs,
-                  "samples_per_second": len(t_train) * epochs / max(seconds, 1e-9)}
-        y_test = data.y_test if labelled else None
-        test_scores = _scores(out_test, t_test, y_test)
-        records = [{"train/mse": _scores(out_train, t_train, None)["mse"],
-                    **{f"test/{key}": test_scores[key] for key in ("mse", "nll", "acc", "nmi")
-                       if key in test_scores}}]
-        if gate == "gmm_moe":
-            records = [{"train/em_log_lik": v} for v in fitted.history[:-1]] + [
-                {"train/em_log_lik": fitted.history[-1], **records[0]}]
-            timing["em_converged"] = bool(fitted.converged)
-        _write_curves(curves_dir, records)
+        out_train, out_test, timing = _fit_closed_form(gate, data, params, k, labelled,
+                                                       curves_dir)
 
     scores = _scores(out_test, t_test, data.y_test if labelled else None)
     metrics: dict[str, Any] = {"test_mse": scores.pop("mse"), "test_nll": scores.pop("nll"),
