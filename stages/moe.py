@@ -12,11 +12,8 @@ from vaemix.cli import run_stage
 
 
 def main(argv: list[str]) -> None:
-    from vaemix.config import load_params, require_listed
-    from vaemix.data import load_prepared
+    from vaemix.config import LATENT_GATES, load_params, require_listed
     from vaemix.errors import ParamError
-    from vaemix.moe import LATENT_GATES
-    from vaemix.moe_run import run_moe
 
     if len(argv) != 3 or not argv[2].isdigit():
         raise ParamError("usage: python stages/moe.py <dataset> <gate> <latent_dim>")
@@ -32,6 +29,9 @@ def main(argv: list[str]) -> None:
         require_listed(params, "moe.plain_gates", gate)
         if latent_dim != 0:
             raise ParamError(f"gate {gate!r} has no latent space: run it with latent dim 0")
+    from vaemix.data import load_prepared
+    from vaemix.moe_run import run_moe  # torch: imported once the arguments are checked
+
     metrics = run_moe(dataset, gate, latent_dim, load_prepared(dataset), params)
     print(f"moe {dataset}/{gate}/z{latent_dim}: test_mse {metrics['test_mse']:.4f}, "
           f"gate acc {metrics.get('acc', float('nan')):.3f}")

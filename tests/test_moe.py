@@ -215,3 +215,20 @@ def test_dvmoe_beats_deepmoe_on_two_interleaved_spirals(one_thread):
     assert mean["dvmoe"]["acc"] > 0.9 > mean["deepmoe"]["acc"], mean
     assert mean["dvmoe"]["nll"] < mean["deepmoe"]["nll"] - 0.3, mean
     assert mean["dvmoe"]["mse_mode"] < 0.5 * mean["deepmoe"]["mse_mode"], mean
+
+
+def test_stage_rejects_a_latent_dim_for_a_gate_without_latent(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.test_pipeline_e2e import ROOT
+
+    shutil.copy(ROOT / "params.yaml", tmp_path / "params.yaml")
+    for args, message in ((["spiral", "deepmoe", "2"], "gate 'deepmoe' has no latent space"),
+                          (["spiral", "dvmoe", "3"], "'moe.latent_dims' does not list 3")):
+        proc = subprocess.run([sys.executable, str(ROOT / "stages" / "moe.py"), *args],
+                              cwd=tmp_path, capture_output=True, text=True)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1 and message in lines[0], proc.stderr
+    assert not (tmp_path / "reports").exists() and not (tmp_path / "artifacts").exists()
