@@ -11,7 +11,7 @@ latent) on the prepared regression targets and writes
   prediction sum_k g_k t_k, Singh et al. 2018, sec. 4.1; standardised targets),
   ``test_mse_mode`` (of the most probable expert's prediction: a soft but correctly ranked
   gate averages the experts in the mixed prediction, not here), ``test_nll`` (-ln p(t|x),
-  nats per example), the gate's
+  nats per example), ``gate_confidence`` (mean of max_k g_k(x)), the gate's
   ``acc``/``nmi``/``ari``/``completeness``/``n_clusters_used`` against the true classes,
   ``train_mse``, ``train_seconds``, ``epochs``, ``seed``, ``latent_dim``, ``n_experts``;
 - ``reports/curves/<dataset>/moe_<gate>_z<d>/``: per epoch (per EM iteration for
@@ -76,12 +76,14 @@ def gate_spec(
 
 def _scores(out: Mapping[str, np.ndarray], t: np.ndarray, y: np.ndarray | None) -> dict:
     """MSE of the mixed prediction (sec. 4.1), MSE of the most probable expert's
-    prediction, -ln p(t|x), and the argmax gate's clustering scores against ``y``."""
+    prediction, -ln p(t|x), the mean largest gate probability, and the argmax gate's
+    clustering scores against ``y``."""
     gate, means = np.asarray(out["gate"]), np.asarray(out["means"])
     mode = means[np.arange(len(gate)), gate.argmax(1)]
     scores = {"mse": float(((out["t_hat"] - t) ** 2).mean()),
               "mse_mode": float(((mode - t) ** 2).mean()),
-              "nll": float(-np.mean(out["log_lik"]))}
+              "nll": float(-np.mean(out["log_lik"])),
+              "gate_confidence": float(gate.max(1).mean())}
     if y is not None:
         scores.update(clustering_metrics(y, np.asarray(out["gate"]).argmax(1)))
     return scores
