@@ -131,6 +131,14 @@ def test_oracle_recovers_the_true_maps_on_noiseless_data():
     lin = fit_affine(x, t, np.zeros(len(y), dtype=np.int64), 1)
     lin_out = reference_predict(lin, x_test, t_test, np.ones((100, 1)))
     assert ((lin_out["t_hat"] - t_test) ** 2).mean() > 0.1
+    # the ridge fit is the penalised normal equations, solved independently here
+    ridged = fit_affine(x, t, y, 4, ridge=0.01)
+    x1 = np.concatenate([x[y == 0], np.ones(((y == 0).sum(), 1))], axis=1)
+    penalty = np.diag([1.0, 1.0, 1.0, 0.0]) * 0.01 * len(x1)
+    expected = np.linalg.inv(x1.T @ x1 + penalty) @ x1.T @ t[y == 0]
+    assert np.allclose(ridged.weights[0], expected)
+    assert not np.allclose(ridged.weights[0, :3, 0], W[0], atol=1e-3)  # shrunk
+
 
 
 # --- params -------------------------------------------------------------------------------

@@ -260,6 +260,9 @@ def _validate_moe(params: Params) -> None:
         choice(params, f"{k}.prior", ("uniform", "learned"))
     if "vade_moe" in gates:
         positive_int(params, "moe.vade_moe.mc_samples")
+    for g in ("linear", "oracle"):
+        if g in plain:
+            nonneg_number(params, f"moe.{g}.ridge")
     if "gmm_moe" in plain:
         k = "moe.gmm_moe"
         positive_int(params, f"{k}.pca_dim", allow_none=True)

@@ -244,8 +244,14 @@ def _with_bias(x: np.ndarray) -> np.ndarray:
     return np.concatenate([x, np.ones((len(x), 1))], axis=1)
 
 
-def fit_affine(x: np.ndarray, t: np.ndarray, groups: np.ndarray, n_groups: int) -> AffineFit:
-    """Least squares (minimum-norm, so constant pixels are harmless) per group of rows.
+def fit_affine(
+    x: np.ndarray, t: np.ndarray, groups: np.ndarray, n_groups: int, ridge: float = 0.0
+) -> AffineFit:
+    """Least squares per group of rows: with ``ridge`` 0 the minimum-norm solution (exact on
+    noiseless data, even with fewer rows than inputs); else ridge regression with penalty
+    ``ridge * n_k * ||W_k||^2`` (the bias is not penalised). Without it a single map on MNIST
+    puts huge weights on pixels that are almost never on in training (test MSE in the
+    hundreds on the dev split).
 
     A loop over the groups: every row is in exactly one group, so the per-group solves
     together cost one solve on all rows, where a vectorised weighted form would cost K
@@ -255,12 +261,18 @@ def fit_affine(x: np.ndarray, t: np.ndarray, groups: np.ndarray, n_groups: int) 
     weights = np.zeros((n_groups, x1.shape[1], t.shape[1]))
     variances = np.ones((n_groups, t.shape[1]))
     floor = float(np.exp(MIN_LOGVAR))
+    penalty = np.eye(x1.shape[1])
+    penalty[-1, -1] = 0.0
     for k in range(n_groups):
         rows = groups == k
         if not rows.any():
             continue
-        weights[k] = np.linalg.lstsq(x1[rows], t[rows], rcond=None)[0]
-        resid = t[rows] - x1[rows] @ weights[k]
+        xk, tk = x1[rows], t[rows]
+        if ridge > 0:
+            weights[k] = np.linalg.solve(xk.T @ xk + ridge * len(xk) * penalty, xk.T @ tk)
+        else:
+            weights[k] = np.linalg.lstsq(xk, tk, rcond=None)[0]
+        resid = tk - xk @ weights[k]
         variances[k] = np.maximum((resid**2).mean(0), floor)
     return AffineFit(weights, variances)
 

@@ -151,7 +151,8 @@ def _fit_closed_form(
     else:
         k = 1 if gate == "linear" else data.n_classes
         groups = np.zeros(len(t_train), dtype=np.int64) if gate == "linear" else data.y_train
-        affine = fit_affine(data.x_train, t_train, groups, k)
+        affine = fit_affine(data.x_train, t_train, groups, k,
+                            ridge=float(params["moe"][gate]["ridge"]))
 
         def gate_of(y: np.ndarray) -> np.ndarray:
             return np.ones((len(y), 1)) if gate == "linear" else one_hot(y, k)
