@@ -22,10 +22,10 @@ Gates (``GATES``):
   only by the VAE term.
 - ``gmm_moe``: the Gaussian-mixture gate of Xu, Jordan & Hinton (1995), fitted by EM; see
   ``vaemix.gmm_moe``.
-- References: ``linear`` (one affine map, least squares) and ``oracle`` (the gate is the
-  one-hot true class; per-class least squares). Both are closed-form maximum-likelihood
-  fits of the same Gaussian affine experts, so they bound what a gate can reach from below
-  (no gate) and above (a perfect gate).
+- References: ``linear`` (one affine map) and ``oracle`` (the gate is the one-hot true
+  class; one map per class), fitted in closed form by (ridge) least squares: the
+  maximum-likelihood fits of the same Gaussian affine experts with no gate and with a
+  perfect gate.
 
 The gates with a latent space (``LATENT_GATES``) are run once per latent dim of
 ``moe.latent_dims``; the others once, with latent dim 0 in their names (``moe_<gate>_z0``).
@@ -37,7 +37,6 @@ the pipeline has the latent size of ``model.<dataset>``, not the swept 1, 2, 5.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -53,7 +52,9 @@ from vaemix.networks import MAX_LOGVAR, MIN_LOGVAR, BatchedLinear, build_trunk
 
 GRADIENT_GATES = ("dvmoe", "vade_moe", "deepmoe")
 OBJECTIVES = ("likelihood", "mse")
-__all__ = ["GATES", "LATENT_GATES", "PLAIN_GATES", "GRADIENT_GATES", "GatedMoE", "AffineExperts"]
+__all__ = ["GATES", "GRADIENT_GATES", "LATENT_GATES", "PLAIN_GATES", "AffineExperts", "AffineFit",
+           "GatedMoE", "fit_affine", "mixed_prediction", "mixture_log_likelihood", "pack",
+           "reference_predict", "run_name"]
 MC_SEED = 0  # fixed seed of vade_moe's test-time Monte Carlo draws
 
 
@@ -297,7 +298,3 @@ def one_hot(y: np.ndarray, k: int) -> np.ndarray:
     out[np.arange(len(y)), y] = 1.0
     return out
 
-
-def options_of(settings: dict[str, Any], keys: dict[str, Any]) -> dict[str, Any]:
-    """``keys`` (defaults) overridden by the same keys in ``settings``."""
-    return {k: settings.get(k, v) for k, v in keys.items()}
