@@ -30,6 +30,12 @@ BASELINES = ["kmeans", "gmm", "dpgmm"]
 METHODS = ["vade", "dmvae", "movae", "gmvae", "concrete_gmvae", "gmvae_dpgmm"]
 GMVAE_FAMILY = ["gmvae", "concrete_gmvae", "gmvae_dpgmm"]
 BASELINE_ENCODERS = [*ENCODERS, "gmvae"]  # Nagpal et al. 2019, Table 1
+MOE_GATES = ["dvmoe", "vade_moe"]          # swept over MOE_LATENT_DIMS
+MOE_LATENT_DIMS = [2]   # one dim keeps CI short; the sweep itself is the same matrix
+MOE_PLAIN_GATES = ["deepmoe", "gmm_moe", "linear", "oracle"]
+MOE_RUNS = [f"moe_{g}_z{d}" for g in MOE_GATES for d in MOE_LATENT_DIMS] + [
+    f"moe_{g}_z0" for g in MOE_PLAIN_GATES]
+MOE_KEYS = {"test_mse", "test_mse_mode", "test_nll", "acc", "nmi", "train_seconds", "seed"}
 CLUSTER_KEYS = {"acc", "nmi", "ari", "completeness", "n_clusters_used"}
 TRAINED_KEYS = {"test_recon_ll", "train_seconds", "samples_per_second", "epochs", "seed"}
 
@@ -59,6 +65,11 @@ def tiny_params() -> dict:
     params["baseline"]["kmeans"]["n_init"] = 2
     params["baseline"]["gmm"]["n_init"] = 1
     params["baseline"]["dpgmm"]["max_iter"] = 100
+    params["moe"].update(gates=MOE_GATES, latent_dims=MOE_LATENT_DIMS,
+                         plain_gates=MOE_PLAIN_GATES)
+    for gate in ("dvmoe", "vade_moe", "deepmoe"):
+        params["moe"][gate].update(epochs=50, eval_every=1, hidden=[16], per_dataset={})
+    params["moe"]["gmm_moe"].update(pca_dim=4, max_iter=20)
     return params
 
 
@@ -166,6 +177,15 @@ def test_every_contract_file_is_written(project):
         assert 1 <= dp["n_components_effective"] <= 3 * params_k(ds) and dp["n_refits"] == 2
         curves = project / f"reports/curves/{ds}/gmvae_dpgmm/plots/metrics/train"
         assert (curves / "n_components_effective.tsv").is_file()
+        for run_id in MOE_RUNS:
+            m = json.loads((project / f"reports/metrics/{ds}/{run_id}.json").read_text())
+            assert MOE_KEYS <= m.keys(), (ds, run_id, m.keys())
+            assert m["test_mse"] >= 0 and 0.0 <= m["acc"] <= 1.0, (ds, run_id, m)
+            assert (project / f"artifacts/{ds}/{run_id}/moe.npz").is_file(), (ds, run_id)
+            curves = project / f"reports/curves/{ds}/{run_id}/plots/metrics"
+            assert (curves / "test/mse.tsv").is_file(), (ds, run_id)
+        oracle = json.loads((project / f"reports/metrics/{ds}/moe_oracle_z0.json").read_text())
+        assert oracle["acc"] == 1.0
         card = json.loads((project / f"data/prepared/{ds}/card.json").read_text())
         assert card["dataset"] == ds
     for path in (project / "reports/metrics").rglob("*.json"):
@@ -178,7 +198,7 @@ def params_k(dataset: str) -> int:
 
 
 N_RUNS = len(DATASETS) * (
-    len(ENCODERS) + len(METHODS) + len(BASELINE_ENCODERS) * len(BASELINES)
+    len(ENCODERS) + len(METHODS) + len(BASELINE_ENCODERS) * len(BASELINES) + len(MOE_RUNS)
 )
 
 
@@ -196,6 +216,13 @@ def test_summary_and_figures(project):
         for method in METHODS:
             for fig in ("samples", "recon", "latents", "confusion", "curves"):
                 assert f"{ds}/{method}_{fig}.png" in figures, (ds, method, fig)
+        assert f"{ds}/moe_mse_vs_latent_dim.png" in figures
+        for run_id in MOE_RUNS:
+            assert f"{ds}/{run_id}_fit.png" in figures, (ds, run_id)
+    table = (project / "reports/moe_table.md").read_text()
+    for d in MOE_LATENT_DIMS:
+        assert f"\n| {d} | " in table
+    assert "spiral dvmoe" in table and "mnist oracle*" in table and "180.117" in table
 
 
 def test_dvc_metrics_show_lists_every_file(project):

@@ -26,7 +26,11 @@ METHODS: tuple[str, ...] = (
     "vade", "dmvae", "movae", "gmvae", "concrete_gmvae", "gmvae_dpgmm"
 )
 BASELINES = ("kmeans", "gmm", "dpgmm")
-GATES: tuple[str, ...] = ()
+# Mixture-of-experts gates (vaemix.moe). Those with a latent space are swept over
+# moe.latent_dims (stage moe@<dataset>-<gate>-<d>); the others run once (moe_plain@).
+LATENT_GATES = ("dvmoe", "vade_moe")
+PLAIN_GATES = ("deepmoe", "gmm_moe", "linear", "oracle")
+GATES: tuple[str, ...] = LATENT_GATES + PLAIN_GATES
 NETS = ("mlp", "conv")
 LIKELIHOODS = ("bernoulli", "gaussian")
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
@@ -226,6 +230,56 @@ def _validate_baseline(params: Params) -> None:
     fraction(params, "baseline.dpgmm.min_weight")
 
 
+def _validate_moe(params: Params) -> None:
+    """The ``moe`` section (Singh et al. 2018, sec. 8.2; see vaemix.moe)."""
+    gates = get(params, "moe.gates")
+    for g in gates if isinstance(gates, list) else []:
+        if g in PLAIN_GATES:
+            raise ParamError(f"params.yaml: 'moe.gates' has {g!r}, a gate without a latent "
+                             "space: list it under 'moe.plain_gates'")
+    gates = id_list(params, "moe.gates", LATENT_GATES)
+    plain = id_list(params, "moe.plain_gates", PLAIN_GATES)
+    if not gates and not plain:
+        return
+    if gates:
+        int_list(params, "moe.latent_dims")
+    positive_int(params, "moe.n_experts", allow_none=True)
+    choice(params, "moe.objective", ("likelihood", "mse"))
+    for g in gates + plain:
+        if g in ("dvmoe", "vade_moe", "deepmoe"):
+            _validate_training(params, "moe", g)
+            for ds in [None, *get(params, "datasets")]:
+                hidden = training_settings(params, "moe", g, ds).get("hidden")
+                where = f"moe.{g}" + (f".per_dataset.{ds}" if ds else "")
+                if hidden is not None:
+                    if not isinstance(hidden, list) or not hidden or not all(
+                            _is_int(h) and h > 0 for h in hidden):
+                        raise _fail(f"{where}.hidden", "a non-empty list of positive integers "
+                                    "or null", hidden)
+        if g in ("dvmoe", "vade_moe"):
+            nonneg_number(params, f"moe.{g}.vae_weight")
+    if "dvmoe" in gates:
+        k = "moe.dvmoe"
+        positive_number(params, f"{k}.tau_start")
+        if positive_number(params, f"{k}.tau_end") > positive_number(params, f"{k}.tau_start"):
+            raise _fail(f"{k}.tau_end", "at most tau_start", get(params, f"{k}.tau_end"))
+        nonneg_int(params, f"{k}.tau_anneal_epochs")
+        boolean(params, f"{k}.hard")
+        choice(params, f"{k}.prior", ("uniform", "learned"))
+    if "vade_moe" in gates:
+        positive_int(params, "moe.vade_moe.mc_samples")
+    for g in ("linear", "oracle"):
+        if g in plain:
+            nonneg_number(params, f"moe.{g}.ridge")
+    if "gmm_moe" in plain:
+        k = "moe.gmm_moe"
+        positive_int(params, f"{k}.pca_dim", allow_none=True)
+        positive_int(params, f"{k}.max_iter")
+        nonneg_number(params, f"{k}.tol")
+        nonneg_number(params, f"{k}.reg_covar")
+        nonneg_number(params, f"{k}.ridge")
+
+
 def validate(params: Params) -> Params:
     """Check every key a stage may read; raise ParamError on the first bad one."""
     if not isinstance(params, Mapping):
@@ -247,7 +301,7 @@ def validate(params: Params) -> Params:
             raise ParamError(
                 f"params.yaml: 'baseline_encoders' has {enc!r}, which is not in 'methods'"
             )
-    id_list(params, "moe.gates", GATES)
+    _validate_moe(params)
     positive_number(params, "budget.epoch_scale")
     positive_int(params, "budget.max_train", allow_none=True)
     positive_int(params, "budget.max_test", allow_none=True)

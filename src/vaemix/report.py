@@ -12,6 +12,7 @@ directories) and draws, into ``out_dir``::
     <dataset>/<m>_samples.png         artifacts/<dataset>/<m>/samples.npz (2-D points drawn
                                       over data/prepared/<dataset>/data.npz x_train)
     summary_<metric>.png              reports/summary.csv, for each of SUMMARY_METRICS
+    <dataset>/moe_*.png               the mixture-of-experts figures (vaemix.moe_report)
 
 A missing optional artifact is skipped; a present but inconsistent one, or a missing
 reports/summary.csv (the evaluate stage's output), raises DataError.
@@ -30,6 +31,7 @@ from vaemix import plots
 from vaemix.config import Params
 from vaemix.errors import DataError
 from vaemix.io import load_npz
+from vaemix.moe_report import moe_figures
 from vaemix.summary import expected_runs
 
 SUMMARY_METRICS = ("acc", "nmi")
@@ -134,6 +136,7 @@ def build_figures(
     written: list[Path] = []
     for ds in params["datasets"]:
         written += dataset_figures(params, ds, out / ds, root)
+        written += moe_figures(params, ds, out / ds, root)
     df = pd.read_csv(summary_csv)
     df = df[df["dataset"].isin(params["datasets"])]
     for metric in SUMMARY_METRICS:

@@ -41,18 +41,12 @@ KINDS = ("encoder", "baseline", "mixture", "moe")
 
 
 def moe_methods(params: Params, dataset: str) -> list[str]:
-    """The MoE runs ``moe_<gate>_z<d>`` expected on ``dataset``.
-
-    Hook for the mixture-of-experts issue: it defines where the swept latent dims live in
-    params.yaml and fills this in. Until then no gate is accepted by the params
-    validation, so the list is empty.
-    """
-    gates = params.get("moe", {}).get("gates") or []
-    if gates:
-        raise NotImplementedError(
-            "summary.moe_methods: MoE runs are not wired in yet (latent dims unknown)"
-        )
-    return []
+    """The MoE runs ``moe_<gate>_z<d>`` expected on ``dataset``: every gate of
+    ``moe.gates`` at every latent dim of ``moe.latent_dims``, then every gate of
+    ``moe.plain_gates`` once, with d = 0 (no latent space)."""
+    moe = params.get("moe") or {}
+    runs = [f"moe_{g}_z{d}" for g in moe.get("gates") or [] for d in moe.get("latent_dims") or []]
+    return runs + [f"moe_{g}_z0" for g in moe.get("plain_gates") or []]
 
 
 def expected_runs(params: Params) -> list[tuple[str, str]]:

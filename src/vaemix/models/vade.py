@@ -132,7 +132,14 @@ class VaDE(Model):
         log_gamma = self.log_gamma(z)  # [B, K]
         kl_z = self.expected_kl_z(mean, logvar, log_gamma)
         kl_c = kl_categorical(log_gamma, self.log_pi())  # KL(q(c|x) || p(c))
-        return {"recon": recon, "kl_z": kl_z, "kl_c": kl_c, "elbo": recon - kl_z - kl_c}
+        return {"recon": recon, "kl_z": kl_z, "kl_c": kl_c, "elbo": recon - kl_z - kl_c,
+                "log_gamma": log_gamma}
+
+    def elbo_terms(self, x: Tensor) -> dict[str, Tensor]:
+        """Per-example ELBO terms [B] and ln q(c|x) = ln p(c|z^) [B, K] at the same single
+        sample z^ ~ q(z|x) (the gate of VaDE as a mixture of experts, Singh et al. 2018,
+        sec. 5)."""
+        return self._terms(x)
 
     def loss(self, x: Tensor) -> dict[str, Tensor]:
         t = self._terms(x)

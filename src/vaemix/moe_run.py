@@ -1,0 +1,218 @@
+"""Fit one mixture-of-experts run on one dataset and export it (stage ``moe@`` / ``moe_plain@``).
+
+:func:`run_moe` fits gate ``gate`` (latent dim ``latent_dim``, 0 for gates without a
+latent) on the prepared regression targets and writes
+
+- ``artifacts/<dataset>/moe_<gate>_z<d>/``: ``pred.npz`` (argmax gate on the test split and
+  the true classes, read by the report's confusion matrices), ``moe.npz`` (test gate
+  probabilities, expert means, prediction and targets, for the MoE figures) and, for the
+  gradient-trained gates, ``model.pt``;
+- ``reports/metrics/<dataset>/moe_<gate>_z<d>.json``: ``test_mse`` (of the mixed
+  prediction sum_k g_k t_k, Singh et al. 2018, sec. 4.1; standardised targets),
+  ``test_mse_mode`` (of the most probable expert's prediction: a soft but correctly ranked
+  gate averages the experts in the mixed prediction, not here), ``test_nll`` (-ln p(t|x),
+  nats per example), ``gate_confidence`` (mean of max_k g_k(x)), the gate's
+  ``acc``/``nmi``/``ari``/``completeness``/``n_clusters_used`` against the true classes,
+  ``train_mse``, ``train_seconds``, ``epochs``, ``seed``, ``latent_dim``, ``n_experts``;
+- ``reports/curves/<dataset>/moe_<gate>_z<d>/``: per epoch (per EM iteration for
+  ``gmm_moe``; one step for the closed-form references) training and test terms.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vaemix.config import resolve_device, scaled_epochs, training_settings
+from vaemix.data import Prepared
+from vaemix.errors import DataError
+from vaemix.gmm_moe import fit_gmm_gate
+from vaemix.io import atomic_dir, save_npz, write_metrics
+from vaemix.metrics import clustering_metrics
+from vaemix.models.base import ModelSpec
+from vaemix.moe import (
+    GRADIENT_GATES,
+    GatedMoE,
+    fit_affine,
+    one_hot,
+    pack,
+    reference_predict,
+    run_name,
+)
+from vaemix.training import TrainConfig, batched, fit, seed_everything, to_tensor
+
+ARTIFACTS = Path("artifacts")
+CURVES = Path("reports/curves")
+DVMOE_KEYS = ("tau_start", "tau_end", "tau_anneal_epochs", "hard", "prior")
+
+
+def n_experts_of(params: Mapping[str, Any], dataset: str) -> int:
+    """``moe.n_experts``, or the number of clusters of ``model.<dataset>`` when null."""
+    k = params["moe"].get("n_experts")
+    return int(k) if k is not None else int(params["model"][dataset]["n_clusters"])
+
+
+def gate_spec(
+    params: Mapping[str, Any], dataset: str, gate: str, latent_dim: int,
+    input_shape: tuple[int, ...], k: int,
+) -> ModelSpec:
+    """The gate network's shape: ``model.<dataset>`` with the swept latent dim, K experts
+    and the gate section's ``hidden`` (null = the dataset's)."""
+    m = params["model"][dataset]
+    settings = training_settings(params, "moe", gate, dataset)
+    hidden = settings.get("hidden") or m["hidden"]
+    options: dict[str, Any] = {"init": "none"}
+    if gate == "dvmoe":
+        options.update({key: settings[key] for key in DVMOE_KEYS if key in settings})
+    return ModelSpec(input_shape=tuple(input_shape), latent_dim=max(int(latent_dim), 1),
+                     n_clusters=k, net=str(m["net"]), hidden=tuple(int(h) for h in hidden),
+                     likelihood=str(m["likelihood"]), options=options)
+
+
+def _scores(out: Mapping[str, np.ndarray], t: np.ndarray, y: np.ndarray | None) -> dict:
+    """MSE of the mixed prediction (sec. 4.1), MSE of the most probable expert's
+    prediction, -ln p(t|x), the mean largest gate probability, and the argmax gate's
+    clustering scores against ``y``."""
+    gate, means = np.asarray(out["gate"]), np.asarray(out["means"])
+    mode = means[np.arange(len(gate)), gate.argmax(1)]
+    scores = {"mse": float(((out["t_hat"] - t) ** 2).mean()),
+              "mse_mode": float(((mode - t) ** 2).mean()),
+              "nll": float(-np.mean(out["log_lik"])),
+              "gate_confidence": float(gate.max(1).mean())}
+    if y is not None:
+        scores.update(clustering_metrics(y, np.asarray(out["gate"]).argmax(1)))
+    return scores
+
+
+def _fit_gradient(
+    gate: str, latent_dim: int, dataset: str, data: Prepared, params: Mapping[str, Any],
+    k: int, labelled: bool, curves_dir: Path,
+) -> tuple[dict, dict, dict, GatedMoE]:
+    seed = int(params["seed"])
+    device = resolve_device(params["device"])
+    settings = training_settings(params, "moe", gate, dataset)
+    config = TrainConfig.from_settings(settings, scaled_epochs(params, settings["epochs"]), seed)
+    spec = gate_spec(params, dataset, gate, latent_dim, data.input_shape, k)
+    model = GatedMoE(gate, spec, data.t_train.shape[1], objective=params["moe"]["objective"],
+                     vae_weight=float(settings.get("vae_weight", 1.0)),
+                     mc_samples=int(settings.get("mc_samples", 10))).to(device)
+    train_rows = to_tensor(pack(data.x_train, data.t_train, data.y_train), device)
+    test_rows = to_tensor(pack(data.x_test, data.t_test, data.y_test), device)
+    y_test = data.y_test if labelled else None
+
+    def predict(rows: torch.Tensor) -> dict[str, np.ndarray]:
+        return {key: v.numpy() for key, v in batched(model.predict, rows).items()}
+
+    def probe(_: Any) -> dict[str, float]:
+        s = _scores(predict(test_rows), data.t_test, y_test)
+        return {key: s[key] for key in ("mse", "mse_mode", "nll", "acc", "nmi") if key in s}
+
+    result = fit(model, train_rows, config, evaluate=probe, curves_dir=curves_dir,
+                 desc=f"moe {dataset}/{run_name(gate, latent_dim)}")
+    timing = {"train_seconds": result.train_seconds,
+              "samples_per_second": result.samples_per_second, "epochs": result.epochs}
+    return predict(train_rows), predict(test_rows), timing, model
+
+
+def _write_curves(curves_dir: Path, records: list[dict[str, float]]) -> None:
+    """Curves of fits that do not go through the training loop (dvclive, one step each)."""
+    from dvclive import Live
+
+    with atomic_dir(curves_dir) as tmp:
+        with Live(dir=str(tmp), save_dvc_exp=False, dvcyaml=None, report=None) as live:
+            for record in records:
+                for key, value in record.items():
+                    live.log_metric(key, value, plot=True)
+                live.next_step()
+
+
+def _fit_closed_form(
+    gate: str, data: Prepared, params: Mapping[str, Any], k: int, labelled: bool,
+    curves_dir: Path,
+) -> tuple[dict, dict, dict]:
+    """``gmm_moe`` by EM; ``linear`` (one map) and ``oracle`` (gate = the true class) by
+    least squares. Their curves: the EM log-likelihood per iteration, then the scores."""
+    t_train, t_test = data.t_train.astype(np.float64), data.t_test.astype(np.float64)
+    start = time.perf_counter()
+    if gate == "gmm_moe":
+        s = params["moe"]["gmm_moe"]
+        fitted = fit_gmm_gate(data.x_train, t_train, k, pca_dim=s["pca_dim"],
+                              max_iter=s["max_iter"], tol=float(s["tol"]),
+                              reg_covar=float(s["reg_covar"]), ridge=float(s["ridge"]),
+                              seed=int(params["seed"]))
+        out_train, out_test = fitted.predict(data.x_train, t_train), fitted.predict(
+            data.x_test, t_test)
+        history = fitted.history
+    else:
+        k = 1 if gate == "linear" else data.n_classes
+        groups = np.zeros(len(t_train), dtype=np.int64) if gate == "linear" else data.y_train
+        affine = fit_affine(data.x_train, t_train, groups, k,
+                            ridge=float(params["moe"][gate]["ridge"]))
+
+        def gate_of(y: np.ndarray) -> np.ndarray:
+            return np.ones((len(y), 1)) if gate == "linear" else one_hot(y, k)
+
+        out_train = reference_predict(affine, data.x_train, t_train, gate_of(data.y_train))
+        out_test = reference_predict(affine, data.x_test, t_test, gate_of(data.y_test))
+        history = []
+    seconds = time.perf_counter() - start
+    epochs = max(len(history), 1)
+    timing: dict[str, Any] = {"train_seconds": seconds, "epochs": epochs,
+                              "samples_per_second": len(t_train) * epochs / max(seconds, 1e-9)}
+    if gate == "gmm_moe":
+        timing["em_converged"] = bool(fitted.converged)
+    test = _scores(out_test, t_test, data.y_test if labelled else None)
+    last = {"train/mse": _scores(out_train, t_train, None)["mse"],
+            **{f"test/{key}": test[key] for key in ("mse", "mse_mode", "nll", "acc", "nmi")
+               if key in test}}
+    records = [{"train/em_log_lik": v} for v in history]
+    records = records[:-1] + [{**(records[-1] if records else {}), **last}]
+    _write_curves(curves_dir, records)
+    return out_train, out_test, timing
+
+
+def run_moe(
+    dataset: str, gate: str, latent_dim: int, data: Prepared, params: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Fit and export one run (see the module docstring); returns the metrics written."""
+    seed = int(params["seed"])
+    seed_everything(seed)
+    name = run_name(gate, latent_dim)
+    labelled = bool((data.y_train >= 0).all() and (data.y_test >= 0).all())
+    if gate == "oracle" and not labelled:
+        raise DataError(f"data/prepared/{dataset}: the oracle gate needs class labels, and "
+                        "some examples are unlabelled; leave 'oracle' out of moe.plain_gates")
+    k = n_experts_of(params, dataset)
+    curves_dir = CURVES / dataset / name
+    t_train, t_test = data.t_train.astype(np.float64), data.t_test.astype(np.float64)
+    model = None
+    if gate in GRADIENT_GATES:
+        out_train, out_test, timing, model = _fit_gradient(
+            gate, latent_dim, dataset, data, params, k, labelled, curves_dir)
+    else:
+        out_train, out_test, timing = _fit_closed_form(gate, data, params, k, labelled,
+                                                       curves_dir)
+
+    scores = _scores(out_test, t_test, data.y_test if labelled else None)
+    metrics: dict[str, Any] = {"test_mse": scores.pop("mse"), "test_nll": scores.pop("nll"),
+                               "test_mse_mode": scores.pop("mse_mode"),
+                               **scores, "train_mse": _scores(out_train, t_train, None)["mse"],
+                               **timing, "seed": seed, "latent_dim": int(latent_dim),
+                               "n_experts": int(np.asarray(out_test["gate"]).shape[1])}
+    with atomic_dir(ARTIFACTS / dataset / name) as out:
+        save_npz(out / "pred.npz", pred_test=np.asarray(out_test["gate"]).argmax(1),
+                 y_test=data.y_test)
+        save_npz(out / "moe.npz", gate_test=np.asarray(out_test["gate"], dtype=np.float32),
+                 means_test=np.asarray(out_test["means"], dtype=np.float32),
+                 t_hat_test=np.asarray(out_test["t_hat"], dtype=np.float32),
+                 t_test=data.t_test, y_test=data.y_test)
+        if model is not None:
+            torch.save({"state_dict": model.state_dict(), "gate": gate,
+                        "latent_dim": int(latent_dim)}, out / "model.pt")
+    write_metrics(dataset, name, metrics)
+    return metrics
