@@ -152,6 +152,9 @@ def main() -> None:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["budget"]["epoch_scale"] = args.epoch_scale
     params["methods"] = list(args.methods)
+    # only encoders that this run trains can feed the baselines (config.validate checks it)
+    params["baseline_encoders"] = [e for e in params["baseline_encoders"]
+                                   if e in params["encoders"] or e in args.methods]
     params["datasets"] = list(args.datasets)
     for item in args.set:
         key, value = item.split("=", 1)
