@@ -14,6 +14,7 @@ from vaemix.cli import run_stage
 def main(argv: list[str]) -> None:
     from vaemix.config import load_params, require_listed
     from vaemix.data import load_prepared
+    from vaemix.distributed import relaunch
     from vaemix.errors import ParamError
     from vaemix.runs import ARTIFACTS, train_and_export
 
@@ -23,6 +24,7 @@ def main(argv: list[str]) -> None:
     params = load_params()
     require_listed(params, "datasets", dataset)
     require_listed(params, "methods", method)
+    relaunch(params, __file__, argv)  # distributed.nproc_per_node > 1: under torchrun
     init = {"ae_checkpoint": ARTIFACTS / dataset / "ae" / "model.pt"}
     train_and_export(method, dataset, load_prepared(dataset), params, "train", init=init)
 

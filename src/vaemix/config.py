@@ -34,6 +34,7 @@ GATES: tuple[str, ...] = LATENT_GATES + PLAIN_GATES
 NETS = ("mlp", "conv")
 LIKELIHOODS = ("bernoulli", "gaussian")
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+PRECISIONS = ("fp32", "bf16")  # bf16: forward passes under torch.autocast (training only)
 # Keys of a training section that are temperatures (Gumbel-softmax / Concrete): each must be
 # a positive number wherever it appears, in any method's section (tau, tau_start, tau_end, ...).
 _TEMPERATURE_RE = re.compile(r"^(tau|temperature)(_(start|end|min|max|init|final))?$")
@@ -288,6 +289,9 @@ def validate(params: Params) -> Params:
     device = get(params, "device")
     if not isinstance(device, str) or not _DEVICE_RE.match(device):
         raise _fail("device", "auto, cpu, cuda or cuda:N", device)
+    choice(params, "precision", PRECISIONS)
+    positive_int(params, "distributed.nproc_per_node")
+    choice(params, "distributed.backend", ("auto", "gloo", "nccl"))
     datasets = id_list(params, "datasets", DATASETS)
     encoders = id_list(params, "encoders", ENCODERS)
     id_list(params, "baselines", BASELINES)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ import torch
 from sklearn.cluster import KMeans
 
 import vaemix
+from vaemix import distributed
 from vaemix.config import check_clusters_fit, resolve_device, scaled_epochs, training_settings
 from vaemix.data import Prepared
 from vaemix.data.common import sha256_array, sha256_file
@@ -93,6 +94,7 @@ def resume_key(
         "config": {k: v for k, v in asdict(config).items() if k != "checkpoint_every"},
         "spec": asdict(spec), "device": device.type, "init": init_files,
         "code": code_digest(), "torch": torch.__version__,
+        "processes": getattr(distributed.current(), "world", 1),
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -114,9 +116,12 @@ def train_and_export(
     seed = int(params["seed"])
     seed_everything(seed)
     device = resolve_device(params["device"])
+    group, device = distributed.setup(device, params["distributed"]["backend"])
+    main = group is None or group.main
     settings = training_settings(params, section, method, dataset)
     epochs = scaled_epochs(params, int(settings["epochs"]))
     config = TrainConfig.from_settings(settings, epochs, seed)
+    config = replace(config, precision=params["precision"])
     spec = spec_from_params(params, dataset, data.input_shape, **settings)
 
     check_clusters_fit(params, dataset, len(data.x_train), f"data/prepared/{dataset}")
@@ -134,10 +139,14 @@ def train_and_export(
 
     checkpoint_dir = CHECKPOINTS / dataset / method
     result = fit(
-        model, x_train, config, evaluate=probe, curves_dir=CURVES / dataset / method,
+        model, x_train, config, evaluate=probe,
+        curves_dir=CURVES / dataset / method if main else None,
         desc=f"{section} {dataset}/{method}", checkpoint_dir=checkpoint_dir,
         resume_key=resume_key(method, dataset, data, settings, config, spec, device, init),
     )
+    if not main:  # rank 0 writes everything (vaemix.distributed)
+        distributed.teardown()
+        return {}
 
     model.eval()
     per_example = batched(model.evaluate, x_test)
@@ -171,4 +180,5 @@ def train_and_export(
     )
     write_metrics(dataset, method, metrics)
     clear_checkpoint(checkpoint_dir)
+    distributed.teardown()
     return metrics

@@ -36,6 +36,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from vaemix import distributed
 from vaemix.errors import NumericalError
 from vaemix.io import atomic_dir, save_torch
 from vaemix.models.base import Model
@@ -59,6 +60,7 @@ class TrainConfig:
     checkpoint_every: int = 0  # epochs between checkpoints; 0 = none
     # stop when the loss exceeds its first value by this many times max(|first|, 1)
     max_loss_growth: float | None = 1e4
+    precision: str = "fp32"  # fp32 | bf16 (the loss's forward pass under torch.autocast)
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], epochs: int, seed: int) -> TrainConfig:
@@ -264,6 +266,10 @@ class _Run:
         self.history: list[dict[str, float]] = []
         self.train_seconds = 0.0
         self.first_loss: float | None = None
+        # data-parallel under torchrun (vaemix.distributed): DDP around model.loss
+        self.group = distributed.current()
+        self.step = (distributed.wrap(model, x_train.device) if self.group is not None
+                     else model.loss)
 
     def _save(self, next_epoch: int) -> None:
         assert self.checkpoint_dir is not None
@@ -283,11 +289,15 @@ class _Run:
         if self.checkpoint_dir is None:
             return
         ckpt = load_checkpoint(self.checkpoint_dir, self.resume_key)
+        if ckpt is not None and not 0 < ckpt["epoch"] < self.config.epochs:
+            ckpt = None
+        if self.group is not None:  # resume only when every rank can (e.g. multi-node)
+            every = torch.tensor([0 if ckpt is None else 1])
+            torch.distributed.all_reduce(every, op=torch.distributed.ReduceOp.MIN)
+            ckpt = ckpt if int(every) else None
         if ckpt is None:
-            clear_checkpoint(self.checkpoint_dir)  # another run's, or unreadable
-            return
-        if not 0 < ckpt["epoch"] < self.config.epochs:
-            clear_checkpoint(self.checkpoint_dir)
+            if distributed.is_main():
+                clear_checkpoint(self.checkpoint_dir)  # another run's, or unreadable
             return
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -303,6 +313,10 @@ class _Run:
     def __call__(self, live: Any) -> TrainResult:
         model, x_train, config = self.model, self.x_train, self.config
         self._resume()
+        main = self.group is None or self.group.main
+        if not main:  # noise of its own for each rank (batch order stays shared)
+            torch.manual_seed(config.seed + 7919 * self.group.rank + 104729 * self.start)
+        bf16 = config.precision == "bf16"
         if live is not None:  # the curves of the epochs restored from the checkpoint
             for record in self.history:
                 for k, v in record.items():
@@ -311,7 +325,8 @@ class _Run:
         n = len(x_train)
         n_batches = math.ceil(n / config.batch_size)
         bar = tqdm(range(self.start, config.epochs), desc=self.desc, unit="epoch",
-                   dynamic_ncols=True, mininterval=1.0, initial=self.start, total=config.epochs)
+                   dynamic_ncols=True, mininterval=1.0, initial=self.start, total=config.epochs,
+                   disable=not main)
         for epoch in bar:
             model.train()
             start = time.perf_counter()  # epoch hooks (e.g. DP-GMM refits) count as training time
@@ -319,8 +334,12 @@ class _Run:
             order = torch.randperm(n, generator=self.gen).to(x_train.device)
             sums: dict[str, float] = {}
             for b in range(n_batches):
-                idx = order[b * config.batch_size : (b + 1) * config.batch_size]
-                terms = model.loss(x_train[idx])
+                idx = distributed.shard(
+                    order[b * config.batch_size : (b + 1) * config.batch_size], self.group)
+                with torch.autocast(x_train.device.type, torch.bfloat16, enabled=bf16):
+                    terms = self.step(x_train[idx])
+                if bf16:
+                    terms = {k: v.float() for k, v in terms.items()}
                 _check_finite(terms, epoch, b)
                 loss = float(terms["loss"].detach())
                 if self.first_loss is None:
@@ -338,9 +357,11 @@ class _Run:
             if x_train.device.type == "cuda":
                 torch.cuda.synchronize(x_train.device)
             self.train_seconds += time.perf_counter() - start
+            sums = distributed.sum_over_ranks(sums, self.group)
             record = {f"train/{k}": v / n for k, v in sums.items()}
             last = epoch + 1 == config.epochs
-            if self.evaluate is not None and ((epoch + 1) % config.eval_every == 0 or last):
+            if (self.evaluate is not None and main
+                    and ((epoch + 1) % config.eval_every == 0 or last)):
                 model.eval()
                 record.update({f"test/{k}": float(v) for k, v in self.evaluate(model).items()})
             self.history.append(record)
@@ -349,7 +370,7 @@ class _Run:
                 for k, v in record.items():
                     live.log_metric(k, v, plot=True)
                 live.next_step()
-            if (self.checkpoint_dir is not None and not last
+            if (self.checkpoint_dir is not None and not last and main
                     and (epoch + 1) % config.checkpoint_every == 0):
                 self._save(epoch + 1)
         model.eval()
