@@ -2,6 +2,7 @@
 on a prepared dataset and export its checkpoint, latents, metrics and curves.
 
 Usage: python stages/pretrain.py <dataset> <encoder>
+(data-parallel under torchrun like stages/train.py, see vaemix.distributed)
 """
 
 from __future__ import annotations

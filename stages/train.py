@@ -4,6 +4,9 @@ and curves. Methods that start from the pretrained autoencoder read
 artifacts/<dataset>/ae/model.pt.
 
 Usage: python stages/train.py <dataset> <method>
+       torchrun --standalone --nproc_per_node=N stages/train.py <dataset> <method>
+(data-parallel; ``distributed.nproc_per_node: N`` in params.yaml makes the plain command
+relaunch itself that way, see vaemix.distributed)
 """
 
 from __future__ import annotations
