@@ -225,6 +225,27 @@ def test_summary_and_figures(project):
     assert "spiral dvmoe" in table and "mnist oracle*" in table and "180.117" in table
 
 
+def test_report_builds_every_paper_table(project):
+    """The report stage writes the published tables and reports/README.md; every cell of
+    ours is a number, n/a or "not run: <why>" (see tests/test_paper_tables.py)."""
+    from tests.test_paper_tables import check_cells, table_rows
+    from vaemix.paper_tables import COLLIER_TABLE1, NAGPAL_TABLE2, TABLES
+
+    for name in TABLES:
+        text = (project / f"reports/tables/{name}.md").read_text()
+        _, rows = table_rows(text)
+        check_cells(rows, labels=2 if name == "headline" else 1)
+    _, rows = table_rows((project / "reports/tables/collier2019_table1.md").read_text())
+    assert [r[0] for r in rows] == list(COLLIER_TABLE1)
+    assert all(float(r[2]) < 0 and float(r[6]) < 0 for r in rows)  # both datasets ran
+    _, rows = table_rows((project / "reports/tables/nagpal2019_table2.md").read_text())
+    assert {r[0] for r in rows} == set(NAGPAL_TABLE2)
+    readme = (project / "reports/README.md").read_text()
+    assert "Concrete within 1 nat of GMVAE: yes" in readme or "within 1 nat of GMVAE: no" in readme
+    for link in re.findall(r"\]\((figures/[^)]+)\)", readme):
+        assert (project / "reports" / link).is_file(), link
+
+
 def test_dvc_metrics_show_lists_every_file(project):
     out = run([sys.executable, "-m", "dvc", "metrics", "show", "--json"], project).stdout
     files = set(next(iter(json.loads(out).values()))["data"].keys())
