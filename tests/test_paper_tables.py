@@ -27,7 +27,12 @@ NUMBER = re.compile(r"^-?\d+(\.\d+)?( ± \d+(\.\d+)?)?$")
 
 def table_rows(text: str) -> tuple[list[str], list[list[str]]]:
     """Header and body cells of the first markdown table in ``text``."""
-    lines = [ln for ln in text.splitlines() if ln.startswith("|")]
+    lines: list[str] = []
+    for ln in text.splitlines():
+        if ln.startswith("|"):
+            lines.append(ln)
+        elif lines:  # the end of the first table
+            break
     cells = [[c.strip() for c in ln.strip("|").split("|")] for ln in lines]
     return cells[0], cells[2:]
 

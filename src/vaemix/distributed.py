@@ -7,6 +7,10 @@ r, r + W, r + 2W, ... of each global batch (W processes), and DDP averages the g
 so with equal shards a step equals the single-process step on the global batch (the loss
 is a batch mean). Noise (reparameterisation, Gumbel) is drawn per rank from its own seed.
 Rank 0 alone evaluates, logs curves, checkpoints and writes outputs; the others only train.
+Epoch hooks run on every rank; state they change in buffers (the prior a DP-GMM refit
+writes in ``gmvae_dpgmm``) is rank 0's on every rank, as DDP copies rank 0's buffers before
+each forward. State outside buffers (each rank's own fitted DP-GMM, which warm-starts its
+next refit) may drift between ranks; only rank 0's is saved.
 """
 
 from __future__ import annotations
