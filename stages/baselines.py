@@ -2,17 +2,18 @@
 
 Usage: python stages/baselines.py <dataset> <encoder> <baseline>
 
-Reads artifacts/<dataset>/<encoder>/latents.npz, fits on the training latents, and writes
-reports/metrics/<dataset>/<encoder>+<baseline>.json and the test predictions to
-artifacts/<dataset>/<encoder>+<baseline>/pred.npz.
+For every seed of params.yaml (vaemix.seeds), reads that seed's
+artifacts/<dataset>/<encoder>/[seed<s>/]latents.npz, fits on the training latents with that
+seed, and writes the test predictions to artifacts/<dataset>/<encoder>+<baseline>/[seed<s>/]
+pred.npz; then reports/metrics/<dataset>/<encoder>+<baseline>.json with the mean, the std and
+each seed's metrics.
 """
 
 from __future__ import annotations
 
-from vaemix import io
-from vaemix.baselines import evaluate_baseline, load_latents
+from vaemix.baselines import run_baseline
 from vaemix.cli import run_stage
-from vaemix.config import check_clusters_fit, load_params
+from vaemix.config import load_params
 from vaemix.errors import ParamError
 
 
@@ -26,16 +27,7 @@ def main(argv: list[str]) -> None:
         if name not in params[key]:
             raise ParamError(f"params.yaml: {name!r} is not in '{key}' ({params[key]})")
 
-    latents = load_latents(f"artifacts/{dataset}/{encoder}/latents.npz")
-    n_clusters = params["model"][dataset]["n_clusters"]
-    check_clusters_fit(params, dataset, len(latents["z_train"]), f"artifacts/{dataset}/{encoder}")
-
-    settings = params["baseline"][baseline]
-    metrics, pred = evaluate_baseline(baseline, latents, n_clusters, settings, params["seed"])
-    method = f"{encoder}+{baseline}"
-    io.save_npz(f"artifacts/{dataset}/{method}/pred.npz", pred_test=pred,
-                y_test=latents["y_test"])
-    io.write_metrics(dataset, method, metrics)
+    run_baseline(params, dataset, encoder, baseline)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,9 @@ from tests.test_pipeline_e2e import tiny_params
 from vaemix.paper_tables import (
     COLLIER_TABLE1,
     NAGPAL_DIMS,
-    NAGPAL_TABLE2,
+    NAGPAL_RUNS,
     TABLES,
+    epochs_to_converge,
     write_report,
 )
 
@@ -44,6 +45,22 @@ def check_cells(rows: list[list[str]], labels: int = 1) -> None:
                 cell.isdigit()), (row, cell)
 
 
+def write_acc_curve(curves: Path, accs: list[float], every: int = 5) -> None:
+    """A dvclive test/acc.tsv: one evaluation every ``every`` epochs (steps from 0)."""
+    tsv = curves / "plots/metrics/test/acc.tsv"
+    tsv.parent.mkdir(parents=True, exist_ok=True)
+    rows = [f"{every * (i + 1) - 1}\t{a}" for i, a in enumerate(accs)]
+    tsv.write_text("step\tacc\n" + "\n".join(rows) + "\n")
+
+
+def test_epochs_to_converge_by_hand(tmp_path):
+    # best 0.70 at epoch 20; 0.695 (epoch 15) is within 0.01 of it: converged at epoch 15
+    write_acc_curve(tmp_path, [0.5, 0.6, 0.695, 0.7])
+    write_acc_curve(tmp_path / "seed1", [0.9, 0.5])  # a second seed: best at its first
+    assert epochs_to_converge(tmp_path) == [15, 5]
+    assert epochs_to_converge(tmp_path / "missing") == []
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> tuple[Path, dict]:
     params = tiny_params()
@@ -59,9 +76,14 @@ def project(tmp_path: Path) -> tuple[Path, dict]:
          "completeness": 0.7, "test_recon_ll": -95.4, "train_seconds": 900.0},
         {"dataset": "mnist", "method": "gmvae+dpgmm", "nmi": 0.66, "completeness": 0.6},
         {"dataset": "mnist", "method": "gmvae_dpgmm", "nmi": 0.62, "completeness": 0.5},
-        {"dataset": "mnist", "method": "vae+gmm", "nmi": 0.5, "completeness": 0.5},
+        {"dataset": "mnist", "method": "vae+gmm", "nmi": 0.5, "completeness": 0.5,
+         "nmi_std": 0.1, "completeness_std": 0.02, "n_seeds": 3},
+        {"dataset": "mnist", "method": "vade", "train_seconds": 100.0, "epochs": 10},
+        {"dataset": "mnist", "method": "dmvae", "train_seconds": 40.0, "epochs": 10},
     ]
-    (tmp_path / "reports").mkdir()
+    for method, accs in (("vade", [0.5, 0.6, 0.695, 0.7]), ("dmvae", [0.6, 0.68, 0.68, 0.67])):
+        write_acc_curve(tmp_path / f"reports/curves/mnist/{method}", accs)
+    (tmp_path / "reports").mkdir(exist_ok=True)
     pd.DataFrame(rows).to_csv(tmp_path / "reports" / "summary.csv", index=False)
     return tmp_path, params
 
@@ -75,8 +97,14 @@ def test_verdicts_are_computed_from_the_numbers(project):
     assert "mnist: Concrete trains faster than GMVAE: yes, 8.0× (paper: 4.4×)" in collier
     assert "cifar100: Concrete within 1 nat of GMVAE: not run" in collier
     nagpal = (root / "reports/tables/nagpal2019_table2.md").read_text()
-    assert ("The alternating network stays below GMVAE + DP-GMM (NMI, Z = 10): yes, "
-            "0.620 vs 0.660") in nagpal
+    assert ("The alternating network stays below GMVAE + DP-GMM (NMI): yes, in 1 of 1 "
+            "(variant, Z) pairs") in nagpal
+    singh = (root / "reports/tables/singh2018_table1.md").read_text()
+    assert ("mnist: DMVAE takes less time per epoch than VaDE: yes, VaDE/DMVAE = 2.50× "
+            "(paper: 3.7×)") in singh
+    assert ("mnist: DMVAE's clustering stops improving in fewer epochs than VaDE's: yes, "
+            "10.0 vs 15.0 (paper: 200-300 vs 500-700)") in singh
+    assert "spiral: DMVAE takes less time per epoch than VaDE: not run" in singh
 
 
 def test_tables_have_the_published_rows_and_columns(project):
@@ -91,13 +119,17 @@ def test_tables_have_the_published_rows_and_columns(project):
 
     header, rows = table_rows((root / "reports/tables/nagpal2019_table2.md").read_text())
     assert header == ["model", "Z", "CS (ours)", "NMI (ours)", "CS (paper)", "NMI (paper)"]
-    assert sorted({r[0] for r in rows}) == sorted(NAGPAL_TABLE2)
+    assert [r[0] for r in rows[::len(NAGPAL_DIMS)]] == list(NAGPAL_RUNS)
     assert {int(r[1]) for r in rows} == set(NAGPAL_DIMS)
     by = {(r[0], int(r[1])): r for r in rows}
-    assert by["VAE+GMM", 10][2:6] == ["0.500", "0.500", "0.82", "0.82"]
-    assert by["VAE+GMM", 16][2].startswith("not run: latent dim 16")
+    # mean ± std over seeds where the run has several
+    assert by["VAE+GMM", 10][2:6] == ["0.500 ± 0.020", "0.500 ± 0.100", "0.82", "0.82"]
+    assert by["VAE+GMM", 16][2].startswith("not run: latent dim 16 is not in the latent sweep")
+    assert by["VAE+GMM", 8][2] == "not run: no metrics for mnist/vae_z8+gmm"  # swept, absent
     assert by["Proposed network (hard Gumbel)", 10][2] == (
-        "not run: train.gmvae_dpgmm.hard is false")
+        "not run: Z = 10 is not in the latent sweep, and the main runs have "
+        "train.gmvae_dpgmm.hard: false")
+    assert by["Proposed network (from a trained GMVAE)", 10][4:6] == ["n/a", "n/a"]
     assert by["VAE+K-Means", 10][2] == "not run: no metrics for mnist/vae+kmeans"
     check_cells(rows)
 

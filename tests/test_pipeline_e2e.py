@@ -18,6 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -35,6 +36,12 @@ MOE_LATENT_DIMS = [2]   # one dim keeps CI short; the sweep itself is the same m
 MOE_PLAIN_GATES = ["deepmoe", "gmm_moe", "linear", "oracle"]
 MOE_RUNS = [f"moe_{g}_z{d}" for g in MOE_GATES for d in MOE_LATENT_DIMS] + [
     f"moe_{g}_z0" for g in MOE_PLAIN_GATES]
+# the latent-dimension sweep (stages/sweep.py) on the tiny MNIST: one dim of Nagpal et al.'s
+SWEEP_DIMS = [8]
+SWEEP_TRAINED = ["gmvae", "gmvae_dpgmm_hard"]
+SWEEP_RUNS = [f"{r}_z{d}" for d in SWEEP_DIMS for r in [
+    *ENCODERS, *SWEEP_TRAINED, "gmvae_dpgmm_from_gmvae",
+    *(f"{e}+{b}" for e in ("vae", "gmvae") for b in BASELINES)]]
 MOE_KEYS = {"test_mse", "test_mse_mode", "test_nll", "acc", "nmi", "train_seconds", "seed"}
 CLUSTER_KEYS = {"acc", "nmi", "ari", "completeness", "n_clusters_used"}
 TRAINED_KEYS = {"test_recon_ll", "train_seconds", "samples_per_second", "epochs", "seed"}
@@ -45,6 +52,7 @@ pytestmark = pytest.mark.slow
 def tiny_params() -> dict:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["datasets"] = DATASETS
+    params["seeds"] = [0]  # two seeds: tests/test_seeds.py, test_reproducibility's resume test
     params["budget"] = {"epoch_scale": 0.04, "max_train": 400, "max_test": 150}
     params["data"]["spiral"]["points_per_arm"] = 120
     params["model"]["mnist"]["hidden"] = [64, 64]
@@ -70,6 +78,9 @@ def tiny_params() -> dict:
     for gate in ("dvmoe", "vade_moe", "deepmoe"):
         params["moe"][gate].update(epochs=50, eval_every=1, hidden=[16], per_dataset={})
     params["moe"]["gmm_moe"].update(pca_dim=4, max_iter=20)
+    params["latent_sweep"] = {"datasets": ["mnist"], "latent_dims": SWEEP_DIMS,
+                              "runs": SWEEP_TRAINED, "from_gmvae": ["mnist"],
+                              "baseline_encoders": ["vae", "gmvae"]}
     return params
 
 
@@ -199,7 +210,26 @@ def params_k(dataset: str) -> int:
 
 N_RUNS = len(DATASETS) * (
     len(ENCODERS) + len(METHODS) + len(BASELINE_ENCODERS) * len(BASELINES) + len(MOE_RUNS)
-)
+) + len(SWEEP_RUNS)
+
+
+def test_latent_sweep_runs_at_its_latent_dims(project):
+    """Every run of the latent sweep is trained at its own latent dim, from the AE of that
+    dim, and the alternating network also starts from the swept GMVAE."""
+    for run_id in SWEEP_RUNS:
+        m = json.loads((project / f"reports/metrics/mnist/{run_id}.json").read_text())
+        assert m["seeds"] == [0], run_id
+        if "+" not in run_id:
+            z = np.load(project / f"artifacts/mnist/{run_id}/latents.npz")["z_test"]
+            assert z.shape[1] == int(run_id.rsplit("_z", 1)[1]), run_id
+            assert m["epochs"] == 2
+    log = (project / "first_run.log").read_text()
+    order = [log.index(f"Running stage '{s}'") for s in (
+        "pretrain_z@mnist-ae-z8", "train_z@mnist-gmvae-z8", "from_gmvae_z@mnist-z8")]
+    assert order == sorted(order)
+    hard = yaml.safe_load((project / "dvc.lock").read_text())["stages"][
+        "train_z@mnist-gmvae_dpgmm_hard-z8"]
+    assert hard["cmd"].endswith("train mnist gmvae_dpgmm_hard 8")
 
 
 def test_summary_and_figures(project):
@@ -228,18 +258,28 @@ def test_summary_and_figures(project):
 def test_report_builds_every_paper_table(project):
     """The report stage writes the published tables and reports/README.md; every cell of
     ours is a number, n/a or "not run: <why>" (see tests/test_paper_tables.py)."""
-    from tests.test_paper_tables import check_cells, table_rows
-    from vaemix.paper_tables import COLLIER_TABLE1, NAGPAL_TABLE2, TABLES
+    from tests.test_paper_tables import NUMBER, check_cells, table_rows
+    from vaemix.paper_tables import COLLIER_TABLE1, NAGPAL_RUNS, TABLES
 
     for name in TABLES:
         text = (project / f"reports/tables/{name}.md").read_text()
         _, rows = table_rows(text)
-        check_cells(rows, labels=2 if name == "headline" else 1)
+        check_cells(rows, labels={"headline": 2, "nagpal2019_table1": 4}.get(name, 1))
     _, rows = table_rows((project / "reports/tables/collier2019_table1.md").read_text())
     assert [r[0] for r in rows] == list(COLLIER_TABLE1)
     assert all(float(r[2]) < 0 and float(r[6]) < 0 for r in rows)  # both datasets ran
     _, rows = table_rows((project / "reports/tables/nagpal2019_table2.md").read_text())
-    assert {r[0] for r in rows} == set(NAGPAL_TABLE2)
+    assert {r[0] for r in rows} == set(NAGPAL_RUNS)
+    by = {(r[0], int(r[1])): r for r in rows}
+    for name in ("VAE+GMM", "GMVAE", "GMVAE+DP-GMM", "Proposed network (hard Gumbel)",
+                 "Proposed network (from a trained GMVAE)"):  # the sweep's Z = 8
+        assert NUMBER.match(by[name, 8][3]), by[name, 8]
+    assert NUMBER.match(by["VAE+GMM", 10][3])  # the main runs' Z = 10
+    assert by["VAE+GMM", 16][3].startswith("not run: latent dim 16 is not in the latent sweep")
+    singh = (project / "reports/tables/singh2018_table1.md").read_text()
+    assert re.search(r"mnist: DMVAE takes less time per epoch than VaDE: (yes|no), ", singh)
+    assert re.search(r"spiral: DMVAE's clustering stops improving in fewer epochs than "
+                     r"VaDE's: (yes|no), ", singh)
     readme = (project / "reports/README.md").read_text()
     assert "Concrete within 1 nat of GMVAE: yes" in readme or "within 1 nat of GMVAE: no" in readme
     for link in re.findall(r"\]\((figures/[^)]+)\)", readme):
@@ -268,6 +308,8 @@ def test_changing_vae_lr_reruns_only_what_depends_on_it(project):
     ran = stages_run(out.stdout + out.stderr)
     expected = {f"pretrain@{ds}-vae" for ds in DATASETS}
     expected |= {f"baselines@{ds}-vae-{bl}" for ds in DATASETS for bl in BASELINES}
+    expected |= {f"pretrain_z@mnist-vae-z{d}" for d in SWEEP_DIMS}  # the sweep's VAEs too
+    expected |= {f"baselines_z@mnist-vae-{bl}-z{d}" for bl in BASELINES for d in SWEEP_DIMS}
     expected |= {"evaluate", "report"}
     assert ran == expected
 

@@ -29,12 +29,19 @@ ROOT = Path(__file__).resolve().parents[1]
 TIMING = ("train_seconds", "samples_per_second", "seconds_per_epoch")
 
 
+def _drop_timing(obj):
+    if isinstance(obj, dict):
+        return {k: _drop_timing(v) for k, v in obj.items() if k not in TIMING}
+    return obj
+
+
 def without_timing(path: Path) -> bytes:
-    """The metrics file's bytes as the writer would produce them without the timing keys."""
+    """The metrics file's bytes as the writer would produce them without the timing keys
+    (at the top, in ``std`` and in each seed's entry of ``per_seed``)."""
     metrics = json.loads(path.read_text())
     assert set(TIMING) & metrics.keys() or "+" in path.name, path  # trained models time
     out = path.with_suffix(".notiming")
-    write_json(out, {k: v for k, v in metrics.items() if k not in TIMING})
+    write_json(out, _drop_timing(metrics))
     data = out.read_bytes()
     out.unlink()
     return data
@@ -93,8 +100,9 @@ def test_two_runs_give_identical_outputs(tmp_path):
 
 @pytest.fixture(scope="module")
 def spiral_with_ae(tmp_path_factory) -> Path:
-    """The tiny spiral prepared, with its pretrained autoencoder (dmvae starts from it)."""
-    folder = make_project(tmp_path_factory.mktemp("resume"), ("spiral",))
+    """The tiny spiral prepared, with its pretrained autoencoders of seeds 0 and 1 (dmvae
+    starts from them)."""
+    folder = make_project(tmp_path_factory.mktemp("resume"), ("spiral",), {"seeds": [0, 1]})
     run_inprocess(folder, "prepare", "spiral")
     run_inprocess(folder, "pretrain", "spiral", "ae")
     return folder
@@ -113,12 +121,13 @@ def _curve_values(folder: Path) -> dict[str, list[str]]:
 
 def test_killed_training_resumes_to_the_same_result(spiral_with_ae):
     folder = spiral_with_ae
-    # 20 epochs (500 * epoch_scale 0.04) with a checkpoint after each, lr decay in play
+    # 20 epochs (500 * epoch_scale 0.04) with a checkpoint after each, lr decay in play;
+    # two seeds, killed during the second: the first is reused, the second resumed
     edit_params(folder, {"train.dmvae.epochs": 500, "train.dmvae.checkpoint_every": 1,
-                         "train.dmvae.eval_every": 5,
+                         "train.dmvae.eval_every": 5, "seeds": [0, 1],
                          "train.dmvae.lr_decay": 0.9, "train.dmvae.lr_decay_every": 3})
     metrics = folder / "reports/metrics/spiral/dmvae.json"
-    checkpoint = folder / "checkpoints/spiral/dmvae/checkpoint.pt"
+    checkpoint = folder / "checkpoints/spiral/dmvae/seed1/checkpoint/checkpoint.pt"
     artifacts = folder / "artifacts/spiral/dmvae"
 
     proc = subprocess.Popen([sys.executable, str(STAGES / "train.py"), "spiral", "dmvae"],
@@ -136,7 +145,8 @@ def test_killed_training_resumes_to_the_same_result(spiral_with_ae):
     resumed = run_subprocess(folder, "train", "spiral", "dmvae")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming from the checkpoint after epoch" in resumed.stderr
-    assert not checkpoint.parent.exists()  # deleted once the outputs are written
+    assert "seed 0 finished in an earlier run" in resumed.stdout
+    assert not (folder / "checkpoints/spiral/dmvae").exists()  # deleted once published
     after_resume = (without_timing(metrics), (artifacts / "latents.npz").read_bytes(),
                     (artifacts / "pred.npz").read_bytes(), _curve_values(folder))
     assert json.loads(metrics.read_text())["epochs"] == 20
@@ -152,7 +162,7 @@ def test_killed_training_resumes_to_the_same_result(spiral_with_ae):
 def test_checkpoint_of_other_params_is_not_resumed(spiral_with_ae, tmp_path):
     folder = spiral_with_ae
     edit_params(folder, {"train.vade.epochs": 75, "train.vade.checkpoint_every": 1})
-    checkpoint = folder / "checkpoints/spiral/vade/checkpoint.pt"
+    checkpoint = folder / "checkpoints/spiral/vade/seed0/checkpoint/checkpoint.pt"
 
     class Stop(Exception):
         pass

@@ -9,7 +9,14 @@ import pytest
 
 from vaemix.errors import DataError
 from vaemix.io import write_metrics
-from vaemix.summary import CONTRACT_KEYS, collect, expected_runs, method_kind, write_summary
+from vaemix.summary import (
+    COLUMNS,
+    CONTRACT_KEYS,
+    collect,
+    expected_runs,
+    method_kind,
+    write_summary,
+)
 
 
 def small_params() -> dict:
@@ -51,7 +58,7 @@ def test_collect(tmp_path):
     root = tmp_path / "reports" / "metrics"
     fake_metrics(root, params)
     df = collect(params, root=root)
-    assert list(df.columns) == ["dataset", "method", "kind", *CONTRACT_KEYS]
+    assert list(df.columns) == list(COLUMNS)
     assert len(df) == 8
     row = df[(df.dataset == "spiral") & (df.method == "vae+gmm")].iloc[0]
     assert row["kind"] == "baseline" and row["acc"] == pytest.approx(0.81234)

@@ -41,6 +41,7 @@ def project(tmp_path_factory) -> Path:
     params.update(datasets=["spiral"], encoders=["ae"], methods=["vade"], baselines=["kmeans"],
                   baseline_encoders=["ae"])
     params["moe"].update(gates=[], plain_gates=["linear"])
+    params["latent_sweep"].update(datasets=[], from_gmvae=[])
     (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["git", "init", "-q"], proj)
     run(["git", "config", "user.email", "ci@example.com"], proj)

@@ -185,3 +185,33 @@ def evaluate_baseline(
     metrics = clustering_metrics(latents["y_test"], pred)
     metrics.update(train_seconds=fit.fit_seconds, seed=seed, **fit.extra)
     return metrics, pred
+
+
+def run_baseline(params: Mapping[str, Any], dataset: str, encoder_run: str,
+                 baseline: str) -> dict[str, Any]:
+    """Stage body of ``baselines@`` (and of the latent sweep's ``baselines_z@``).
+
+    For every seed of ``params`` (:mod:`vaemix.seeds`): read that seed's
+    ``artifacts/<dataset>/<encoder_run>/[seed<s>/]latents.npz``, fit ``baseline`` on the
+    training latents with that seed and keep its test predictions; then publish
+    ``artifacts/<dataset>/<encoder_run>+<baseline>/`` and the metrics file with the mean,
+    the std and each seed's metrics. Returns the aggregated metrics.
+    """
+    from vaemix import io
+    from vaemix.config import check_clusters_fit
+    from vaemix.seeds import run_over_seeds, seed_path, seeds_of
+
+    n_clusters = params["model"][dataset]["n_clusters"]
+    settings = params["baseline"][baseline]
+    seeds = seeds_of(params)
+
+    def fit_seed(seed: int, artifacts: Path, _curves: Path, _checkpoint: Path) -> dict:
+        encoder_dir = seed_path(Path("artifacts") / dataset / encoder_run, seed, seeds)
+        latents = load_latents(encoder_dir / "latents.npz")
+        check_clusters_fit(params, dataset, len(latents["z_train"]), str(encoder_dir))
+        metrics, pred = evaluate_baseline(baseline, latents, n_clusters, settings, seed)
+        io.save_npz(artifacts / "pred.npz", pred_test=pred, y_test=latents["y_test"])
+        return metrics
+
+    return run_over_seeds(params, dataset, f"{encoder_run}+{baseline}", fit_seed,
+                          curves=False)

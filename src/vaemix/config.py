@@ -31,6 +31,12 @@ BASELINES = ("kmeans", "gmm", "dpgmm")
 LATENT_GATES = ("dvmoe", "vade_moe")
 PLAIN_GATES = ("deepmoe", "gmm_moe", "linear", "oracle")
 GATES: tuple[str, ...] = LATENT_GATES + PLAIN_GATES
+# Runs of the latent-dimension sweep (latent_sweep.runs; stages/sweep.py) beyond METHODS:
+# the two Gumbel variants of the alternating network of Nagpal et al. 2019.
+SWEEP_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "gmvae_dpgmm_soft": ("gmvae_dpgmm", {"hard": False}),
+    "gmvae_dpgmm_hard": ("gmvae_dpgmm", {"hard": True}),
+}
 NETS = ("mlp", "conv")
 LIKELIHOODS = ("bernoulli", "gaussian")
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
@@ -142,6 +148,17 @@ def int_list(params: Mapping[str, Any], key: str) -> list[int]:
     v = get(params, key)
     if not isinstance(v, list) or not v or not all(_is_int(i) and i > 0 for i in v):
         raise _fail(key, "a non-empty list of positive integers", v)
+    return list(v)
+
+
+def seed_list(params: Mapping[str, Any], key: str) -> list[int] | None:
+    """A non-empty list of distinct non-negative integers, or null (absent = null)."""
+    v = params.get(key) if isinstance(params, Mapping) else None
+    if v is None:
+        return None
+    if (not isinstance(v, list) or not v or not all(_is_int(i) and i >= 0 for i in v)
+            or len(set(v)) != len(v)):
+        raise _fail(key, "a non-empty list of distinct non-negative integers, or null", v)
     return list(v)
 
 
@@ -281,11 +298,54 @@ def _validate_moe(params: Params) -> None:
         nonneg_number(params, f"{k}.ridge")
 
 
+def _validate_latent_sweep(params: Params, datasets: list[str], encoders: list[str],
+                           methods: list[str]) -> None:
+    """The ``latent_sweep`` section (stages/sweep.py); absent = no sweep."""
+    if params.get("latent_sweep") is None:
+        return
+    key = "latent_sweep"
+    sweep_ds = id_list(params, f"{key}.datasets", DATASETS)
+    for ds in sweep_ds:
+        if ds not in datasets:
+            raise ParamError(f"params.yaml: '{key}.datasets' has {ds!r}, which is not in "
+                             "'datasets'")
+    dims = get(params, f"{key}.latent_dims")
+    if (not isinstance(dims, list) or not all(_is_int(i) and i > 0 for i in dims)
+            or len(set(dims)) != len(dims)):
+        raise _fail(f"{key}.latent_dims", "a list of distinct positive integers", dims)
+    runs = id_list(params, f"{key}.runs", METHODS + tuple(SWEEP_VARIANTS))
+    from_gmvae = id_list(params, f"{key}.from_gmvae", DATASETS)
+    baseline_encoders = id_list(params, f"{key}.baseline_encoders", ENCODERS + METHODS)
+    for ds in from_gmvae:
+        if ds not in sweep_ds:
+            raise ParamError(f"params.yaml: '{key}.from_gmvae' has {ds!r}, which is not in "
+                             f"'{key}.datasets'")
+    if not (sweep_ds and dims):  # no sweep stages: nothing to cross-check
+        return
+    for run in runs:
+        method = SWEEP_VARIANTS.get(run, (run, {}))[0]
+        if method not in methods:
+            raise ParamError(f"params.yaml: '{key}.runs' has {run!r}, but {method!r} is not "
+                             "in 'methods' (its train.<method> settings are used)")
+    if from_gmvae:
+        if "gmvae" not in runs or "gmvae_dpgmm" not in methods:
+            raise ParamError(f"params.yaml: '{key}.from_gmvae' needs 'gmvae' in '{key}.runs' "
+                             "and 'gmvae_dpgmm' in 'methods'")
+    for enc in baseline_encoders:
+        if enc not in encoders and enc not in runs:
+            raise ParamError(f"params.yaml: '{key}.baseline_encoders' has {enc!r}, which is "
+                             f"neither in 'encoders' nor in '{key}.runs'")
+    if "ae" not in encoders:
+        raise ParamError(f"params.yaml: 'encoders' must include 'ae' when '{key}' runs "
+                         "(its trained runs start from ae_z<d>)")
+
+
 def validate(params: Params) -> Params:
     """Check every key a stage may read; raise ParamError on the first bad one."""
     if not isinstance(params, Mapping):
         raise ParamError("params.yaml: the top level must be a mapping")
     nonneg_int(params, "seed")
+    seed_list(params, "seeds")
     device = get(params, "device")
     if not isinstance(device, str) or not _DEVICE_RE.match(device):
         raise _fail("device", "auto, cpu, cuda or cuda:N", device)
@@ -325,6 +385,7 @@ def validate(params: Params) -> Params:
     for method in methods:
         _validate_training(params, "train", method)
     _validate_baseline(params)
+    _validate_latent_sweep(params, datasets, encoders, methods)
     return params
 
 

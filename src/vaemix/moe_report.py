@@ -70,7 +70,7 @@ def moe_table_markdown(params: Params, root: str | os.PathLike) -> str:
         "map per true class, standardised (see `regression` in params.yaml), so a test MSE",
         "of 1.0 is predicting the mean. `*`: no latent space, one run (`moe_<gate>_z0`)",
         "repeated in every row. `linear` and `oracle` are the references (no gate / the",
-        "true class as the gate).", "",
+        "true class as the gate). Mean ± std over the seeds of each run.", "",
     ]
 
     def table(key: str, digits: int) -> list[str]:
@@ -80,7 +80,9 @@ def moe_table_markdown(params: Params, root: str | os.PathLike) -> str:
             for ds in datasets:
                 for g in gates:
                     m = metrics.get((ds, g, d if g in latent else 0), {})
-                    cells.append(_cell(m.get(key), digits))
+                    cell = _cell(m.get(key), digits)
+                    std = _cell((m.get("std") or {}).get(key), digits)
+                    cells.append(f"{cell} ± {std}" if cell and std else cell)
             out.append("| " + " | ".join(cells) + " |")
         return out
 

@@ -32,7 +32,7 @@ from vaemix.config import resolve_device, scaled_epochs, training_settings
 from vaemix.data import Prepared
 from vaemix.errors import DataError
 from vaemix.gmm_moe import fit_gmm_gate
-from vaemix.io import atomic_dir, save_npz, write_metrics
+from vaemix.io import atomic_dir, save_npz
 from vaemix.metrics import clustering_metrics
 from vaemix.models.base import ModelSpec
 from vaemix.moe import (
@@ -44,10 +44,9 @@ from vaemix.moe import (
     reference_predict,
     run_name,
 )
+from vaemix.seeds import run_over_seeds
 from vaemix.training import TrainConfig, batched, fit, seed_everything, to_tensor
 
-ARTIFACTS = Path("artifacts")
-CURVES = Path("reports/curves")
 DVMOE_KEYS = ("tau_start", "tau_end", "tau_anneal_epochs", "hard", "prior")
 
 
@@ -179,16 +178,29 @@ def _fit_closed_form(
 def run_moe(
     dataset: str, gate: str, latent_dim: int, data: Prepared, params: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """Fit and export one run (see the module docstring); returns the metrics written."""
-    seed = int(params["seed"])
-    seed_everything(seed)
-    name = run_name(gate, latent_dim)
+    """Fit and export one run per seed of ``params`` (see the module docstring and
+    :mod:`vaemix.seeds`); returns the aggregated metrics written."""
     labelled = bool((data.y_train >= 0).all() and (data.y_test >= 0).all())
     if gate == "oracle" and not labelled:
         raise DataError(f"data/prepared/{dataset}: the oracle gate needs class labels, and "
                         "some examples are unlabelled; leave 'oracle' out of moe.plain_gates")
+
+    def fit_seed(seed: int, artifacts: Path, curves: Path, _checkpoint: Path) -> dict:
+        return _run_one(dataset, gate, latent_dim, data, {**params, "seed": seed}, labelled,
+                        artifacts, curves)
+
+    return run_over_seeds(params, dataset, run_name(gate, latent_dim), fit_seed)
+
+
+def _run_one(
+    dataset: str, gate: str, latent_dim: int, data: Prepared, params: Mapping[str, Any],
+    labelled: bool, artifacts: Path, curves_dir: Path,
+) -> dict[str, Any]:
+    """One seed (``params["seed"]``) of :func:`run_moe`, exported into ``artifacts`` and
+    ``curves_dir``; its metrics."""
+    seed = int(params["seed"])
+    seed_everything(seed)
     k = n_experts_of(params, dataset)
-    curves_dir = CURVES / dataset / name
     t_train, t_test = data.t_train.astype(np.float64), data.t_test.astype(np.float64)
     model = None
     if gate in GRADIENT_GATES:
@@ -204,7 +216,7 @@ def run_moe(
                                **scores, "train_mse": _scores(out_train, t_train, None)["mse"],
                                **timing, "seed": seed, "latent_dim": int(latent_dim),
                                "n_experts": int(np.asarray(out_test["gate"]).shape[1])}
-    with atomic_dir(ARTIFACTS / dataset / name) as out:
+    with atomic_dir(artifacts) as out:
         save_npz(out / "pred.npz", pred_test=np.asarray(out_test["gate"]).argmax(1),
                  y_test=data.y_test)
         save_npz(out / "moe.npz", gate_test=np.asarray(out_test["gate"], dtype=np.float32),
@@ -214,5 +226,4 @@ def run_moe(
         if model is not None:
             torch.save({"state_dict": model.state_dict(), "gate": gate,
                         "latent_dim": int(latent_dim)}, out / "model.pt")
-    write_metrics(dataset, name, metrics)
     return metrics

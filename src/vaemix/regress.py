@@ -66,7 +66,12 @@ class Tolerances:
     ignore: frozenset[str]
 
     def of(self, metric: str) -> Tolerance:
-        return self.per_metric.get(metric, self.default)
+        """The tolerance of ``metric``; a nested one (``per_seed.1.acc``) by its last part."""
+        return self.per_metric.get(metric.rsplit(".", 1)[-1], self.default)
+
+    def ignores(self, metric: str) -> bool:
+        """Timing keys, at any depth, and the std over seeds (derived from the seeds')."""
+        return metric.rsplit(".", 1)[-1] in self.ignore or metric.startswith("std.")
 
 
 def _tolerance(entry: Any, where: str, base: Tolerance | None = None) -> Tolerance:
@@ -250,7 +255,10 @@ def main(argv: list[str] | None = None) -> int:
         fail_on, labels = FAIL_STRICT, ("reference", "run")
     else:
         try:
-            old, new = dvc_metrics_at(args.rev)
+            old, new = (
+                {path: {k: v for k, v in m.items() if not tolerances.ignores(k)}
+                 for path, m in side.items()}
+                for side in dvc_metrics_at(args.rev))
         except RuntimeError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2

@@ -9,10 +9,15 @@ both call :func:`train_and_export`, which writes
 - ``reports/metrics/<dataset>/<method>.json``, the contract metrics on the test split;
 - ``reports/curves/<dataset>/<method>/``, the per-epoch curves (dvclive).
 
-While training, checkpoints go to ``checkpoints/<dataset>/<method>/`` (outside DVC's
-outputs, which DVC deletes before it runs a stage; git-ignored), every
+Every seed of ``params["seeds"]`` is trained in turn (:mod:`vaemix.seeds`): the first
+seed's files lie at the top of those directories, the others' under ``seed<s>/``, and the
+metrics file holds the mean, the std and each seed's own metrics.
+
+While training, checkpoints go to ``checkpoints/<dataset>/<method>/seed<s>/checkpoint/``
+(outside DVC's outputs, which DVC deletes before it runs a stage; git-ignored), every
 ``checkpoint_every`` epochs of the method's settings. A re-run with the same params, data,
-initialisation and code resumes from it; it is deleted once the outputs are written.
+initialisation and code resumes from it, and skips the seeds that had finished; all of it
+is deleted once the outputs are published.
 """
 
 from __future__ import annotations
@@ -33,9 +38,10 @@ from vaemix import distributed
 from vaemix.config import check_clusters_fit, resolve_device, scaled_epochs, training_settings
 from vaemix.data import Prepared
 from vaemix.data.common import sha256_array, sha256_file
-from vaemix.io import atomic_dir, save_npz, write_metrics
+from vaemix.io import atomic_dir, save_npz
 from vaemix.metrics import clustering_metrics
 from vaemix.models import Model, build_model, spec_from_params
+from vaemix.seeds import run_over_seeds, seed_path, seeds_of
 from vaemix.training import (
     TrainConfig,
     batched,
@@ -46,8 +52,6 @@ from vaemix.training import (
 )
 
 ARTIFACTS = Path("artifacts")
-CHECKPOINTS = Path("checkpoints")
-CURVES = Path("reports/curves")
 N_RECON = 32
 # Latents used by the periodic K-means probe of encoders that do not cluster themselves.
 PROBE_MAX_TRAIN = 5000
@@ -107,24 +111,67 @@ def train_and_export(
     section: str,
     *,
     init: Mapping[str, Any] | None = None,
+    name: str | None = None,
 ) -> dict[str, Any]:
-    """Fit ``method`` on ``data`` with the settings in ``params[section][method]``.
+    """Fit ``method`` on ``data`` with the settings in ``params[section][method]``, once per
+    seed of ``params`` (:mod:`vaemix.seeds`), and publish the outputs of every seed under
+    ``name`` (default: the method; e.g. ``gmvae_z16`` for the latent-dimension sweep).
 
     ``init`` is passed to the model's ``initialise`` hook when it has one (e.g. VaDE's
-    start from the pretrained autoencoder). Returns the metrics that were written.
+    start from the pretrained autoencoder); a path in it that names a published file of
+    another run (``artifacts/<dataset>/<run>/...``) is read from that run's matching seed.
+    Returns the aggregated metrics that were written.
     """
-    seed = int(params["seed"])
-    seed_everything(seed)
     device = resolve_device(params["device"])
     group, device = distributed.setup(device, params["distributed"]["backend"])
-    main = group is None or group.main
     settings = training_settings(params, section, method, dataset)
     epochs = scaled_epochs(params, int(settings["epochs"]))
-    config = TrainConfig.from_settings(settings, epochs, seed)
-    config = replace(config, precision=params["precision"])
     spec = spec_from_params(params, dataset, data.input_shape, **settings)
-
     check_clusters_fit(params, dataset, len(data.x_train), f"data/prepared/{dataset}")
+    seeds = seeds_of(params)
+
+    def init_of(seed: int) -> dict[str, Any] | None:
+        if init is None:
+            return None
+        return {k: _seed_file(v, seed, seeds) for k, v in init.items()}
+
+    def config_of(seed: int) -> TrainConfig:
+        return replace(TrainConfig.from_settings(settings, epochs, seed),
+                       precision=params["precision"])
+
+    def key_of(seed: int) -> str:
+        return resume_key(method, dataset, data, settings, config_of(seed), spec, device,
+                          init_of(seed))
+
+    def fit_seed(seed: int, artifacts: Path, curves: Path, checkpoint: Path) -> dict | None:
+        return _train_one(method, dataset, data, section, spec, config_of(seed), device,
+                          init_of(seed), key_of(seed), artifacts, curves, checkpoint,
+                          name or method)
+
+    metrics = run_over_seeds(params, dataset, name or method, fit_seed, key_of=key_of)
+    distributed.teardown()
+    return metrics
+
+
+def _seed_file(value: Any, seed: int, seeds: list[int]) -> Any:
+    """``artifacts/<dataset>/<run>/<file>`` of seed ``seed`` (see :mod:`vaemix.seeds`)."""
+    if not isinstance(value, str | Path):
+        return value
+    path = Path(value)
+    if len(path.parts) < 4 or Path(*path.parts[:1]) != ARTIFACTS:
+        return value
+    return seed_path(Path(*path.parts[:3]), seed, seeds) / Path(*path.parts[3:])
+
+
+def _train_one(
+    method: str, dataset: str, data: Prepared, section: str, spec: Any, config: TrainConfig,
+    device: torch.device, init: Mapping[str, Any] | None, key: str,
+    artifacts: Path, curves: Path, checkpoint: Path, name: str,
+) -> dict[str, Any] | None:
+    """Train and export one seed into ``artifacts`` and ``curves``; its metrics."""
+    seed = config.seed
+    seed_everything(seed)
+    main = distributed.is_main()
     model = build_model(method, spec).to(device)
     x_train = to_tensor(data.x_train, device)
     x_test = to_tensor(data.x_test, device)
@@ -137,21 +184,18 @@ def train_and_export(
     def probe(m: Model) -> dict[str, float]:
         return latent_probe(m, x_train, x_test, data.y_test, k, seed) if labelled else {}
 
-    checkpoint_dir = CHECKPOINTS / dataset / method
     result = fit(
-        model, x_train, config, evaluate=probe,
-        curves_dir=CURVES / dataset / method if main else None,
-        desc=f"{section} {dataset}/{method}", checkpoint_dir=checkpoint_dir,
-        resume_key=resume_key(method, dataset, data, settings, config, spec, device, init),
+        model, x_train, config, evaluate=probe, curves_dir=curves if main else None,
+        desc=f"{section} {dataset}/{name} seed {seed}", checkpoint_dir=checkpoint,
+        resume_key=key,
     )
     if not main:  # rank 0 writes everything (vaemix.distributed)
-        distributed.teardown()
-        return {}
+        return None
 
     model.eval()
     per_example = batched(model.evaluate, x_test)
     metrics: dict[str, Any] = {k_: float(v.mean()) for k_, v in per_example.items()}
-    with atomic_dir(ARTIFACTS / dataset / method) as out:
+    with atomic_dir(artifacts) as out:
         torch.save({"state_dict": model.state_dict(), "spec": asdict(spec), "method": method},
                    out / "model.pt")
         save_npz(
@@ -178,7 +222,5 @@ def train_and_export(
         epochs=result.epochs,
         seed=seed,
     )
-    write_metrics(dataset, method, metrics)
-    clear_checkpoint(checkpoint_dir)
-    distributed.teardown()
+    clear_checkpoint(checkpoint)
     return metrics

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +36,12 @@ CONTRACT_KEYS = (
     "epochs",
     "seed",
 )
-INT_KEYS = ("n_clusters_used", "epochs", "seed")
-COLUMNS = ("dataset", "method", "kind", *CONTRACT_KEYS)
+INT_KEYS = ("n_clusters_used", "epochs", "seed", "n_seeds")
+# Keys whose std over seeds is kept (``<key>_std`` columns; vaemix.seeds).
+STD_KEYS = ("acc", "nmi", "ari", "completeness", "n_clusters_used", "test_recon_ll", "elbo",
+            "test_mse", "train_seconds")
+COLUMNS = ("dataset", "method", "kind", *CONTRACT_KEYS, "n_seeds",
+           *(f"{k}_std" for k in STD_KEYS))
 KINDS = ("encoder", "baseline", "mixture", "moe")
 
 
@@ -49,11 +54,29 @@ def moe_methods(params: Params, dataset: str) -> list[str]:
     return runs + [f"moe_{g}_z0" for g in moe.get("plain_gates") or []]
 
 
+def sweep_methods(params: Params, dataset: str) -> list[str]:
+    """The runs of the latent-dimension sweep on ``dataset`` (stages/sweep.py), per latent
+    dim: the encoders, ``latent_sweep.runs``, the alternating network started from the
+    GMVAE, and every baseline on every swept baseline encoder, each named ``<run>_z<d>``."""
+    sweep = params.get("latent_sweep") or {}
+    if dataset not in (sweep.get("datasets") or []):
+        return []
+    out = []
+    for d in sweep.get("latent_dims") or []:
+        out += [f"{e}_z{d}" for e in params["encoders"]]
+        out += [f"{r}_z{d}" for r in sweep.get("runs") or []]
+        if dataset in (sweep.get("from_gmvae") or []):
+            out.append(f"gmvae_dpgmm_from_gmvae_z{d}")
+        out += [f"{e}_z{d}+{b}" for e in sweep.get("baseline_encoders") or []
+                for b in params["baselines"]]
+    return out
+
+
 def expected_runs(params: Params) -> list[tuple[str, str]]:
     """(dataset, method) pairs the params ask for, in a fixed order.
 
     Per dataset: the encoders, the mixture models, ``<encoder>+<baseline>`` for every
-    baseline encoder and baseline, then the MoE runs.
+    baseline encoder and baseline, the MoE runs, then the latent-dimension sweep.
     """
     runs: list[tuple[str, str]] = []
     for ds in params["datasets"]:
@@ -61,18 +84,20 @@ def expected_runs(params: Params) -> list[tuple[str, str]]:
         methods += [f"{enc}+{bl}" for enc in params["baseline_encoders"]
                     for bl in params["baselines"]]
         methods += moe_methods(params, ds)
+        methods += sweep_methods(params, ds)
         runs += [(ds, m) for m in methods]
     return runs
 
 
 def method_kind(method: str, params: Params) -> str:
-    """``encoder``, ``baseline``, ``moe`` or ``mixture``."""
-    if method in params["encoders"]:
-        return "encoder"
-    if "+" in method:
-        return "baseline"
+    """``encoder``, ``baseline``, ``moe`` or ``mixture`` (sweep runs ``<run>_z<d>`` by
+    their run)."""
     if method.startswith("moe_"):
         return "moe"
+    if "+" in method:
+        return "baseline"
+    if re.sub(r"_z\d+$", "", method) in params["encoders"]:
+        return "encoder"
     return "mixture"
 
 
@@ -97,7 +122,8 @@ def read_metrics(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def collect(params: Params, root: str | os.PathLike = METRICS_ROOT) -> pd.DataFrame:
-    """One row per expected (dataset, method): dataset, method, kind, contract keys.
+    """One row per expected (dataset, method): dataset, method, kind, contract keys (the
+    mean over seeds), ``n_seeds`` and ``<key>_std`` (the std over seeds; NaN for one seed).
 
     Absent keys are NaN; the integer keys become nullable ``Int64`` columns when every
     present value is whole.
@@ -108,9 +134,12 @@ def collect(params: Params, root: str | os.PathLike = METRICS_ROOT) -> pd.DataFr
         row: dict[str, Any] = {"dataset": ds, "method": method,
                                "kind": method_kind(method, params)}
         row.update({k: _number(metrics.get(k)) for k in CONTRACT_KEYS})
+        row["n_seeds"] = _number(metrics.get("n_seeds", 1))
+        std = metrics.get("std") if isinstance(metrics.get("std"), dict) else {}
+        row.update({f"{k}_std": _number(std.get(k)) for k in STD_KEYS})
         rows.append(row)
     df = pd.DataFrame(rows, columns=list(COLUMNS))
-    for key in CONTRACT_KEYS:
+    for key in COLUMNS[3:]:
         df[key] = df[key].astype("float64")
     for key in INT_KEYS:
         col = df[key]
@@ -128,18 +157,29 @@ def _fmt(value: Any, key: str) -> str:
     return f"{float(value):.3f}"
 
 
+def _fmt_std(row: pd.Series, key: str) -> str:
+    """``mean ± std`` when the run has a std over seeds, else the mean alone."""
+    text = _fmt(row[key], key)
+    std = row.get(f"{key}_std")
+    if text and std is not None and not pd.isna(std):
+        text += f" ± {float(std):.3f}"
+    return text
+
+
 def summary_markdown(df: pd.DataFrame) -> str:
-    """A markdown table per dataset; numbers to 3 decimals, blank where absent."""
-    header = ["method", "kind", *CONTRACT_KEYS]
+    """A markdown table per dataset; numbers to 3 decimals (mean ± std over seeds), blank
+    where absent."""
+    header = ["method", "kind", *CONTRACT_KEYS, "n_seeds"]
     lines = ["# Summary", "",
-             "Test-split metrics per (dataset, method); blank = not defined for that method.",
-             ""]
+             "Test-split metrics per (dataset, method), mean ± std over the seeds; blank = "
+             "not defined for that method.", ""]
     for ds in dict.fromkeys(df["dataset"]):
         lines += [f"## {ds}", "", "| " + " | ".join(header) + " |",
-                  "|" + "|".join(["---"] * 2 + ["---:"] * len(CONTRACT_KEYS)) + "|"]
+                  "|" + "|".join(["---"] * 2 + ["---:"] * (len(CONTRACT_KEYS) + 1)) + "|"]
         for _, row in df[df["dataset"] == ds].iterrows():
             cells = [str(row["method"]), str(row["kind"])]
-            cells += [_fmt(row[k], k) for k in CONTRACT_KEYS]
+            cells += [_fmt_std(row, k) for k in CONTRACT_KEYS]
+            cells.append(_fmt(row["n_seeds"], "n_seeds"))
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)

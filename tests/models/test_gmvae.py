@@ -4,6 +4,7 @@ sum over y, the Concrete estimate's limit as tau -> 0, the KL annealing schedule
 refits in place, learning on separated clusters, and option errors."""
 
 import math
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -11,7 +12,7 @@ import torch
 from torch.distributions import Normal, kl_divergence
 
 from tests.models.conftest import BLOB_SPEC
-from vaemix.errors import ParamError
+from vaemix.errors import DataError, ParamError
 from vaemix.metrics import clustering_metrics
 from vaemix.models import MODELS, ModelSpec, build_model
 from vaemix.models.concrete_gmvae import ConcreteGMVAE, kl_weight
@@ -161,6 +162,37 @@ def test_separates_blobs_and_uses_every_cluster(blob_data, method):
         # truncation 15, five blobs: the DP keeps five components
         assert model.summary_metrics()["n_components_effective"] == 5
         assert samples.shape[0] == 5
+
+
+def test_dpgmm_starts_from_a_trained_gmvae(blob_data, tmp_path):
+    """init gmvae (Nagpal et al. 2019, third experiment): the GMVAE's trunk, decoder and
+    likelihood are copied, the first DP-GMM is fitted on its latents, and the alternating
+    network goes on to separate the blobs. A checkpoint of another shape is refused."""
+    x_train, _, x_test, y_test, _, ae_path = blob_data
+    seed_everything(0)
+    gmvae = build_model("gmvae", ModelSpec(**BLOB_SPEC, options={"head_hidden": [32]}))
+    gmvae.initialise(x_train, seed=0, ae_checkpoint=ae_path)
+    fit(gmvae, x_train, TrainConfig(epochs=10, batch_size=64, lr=3e-3, seed=0))
+    path = tmp_path / "gmvae.pt"
+    torch.save({"state_dict": gmvae.state_dict(), "spec": asdict(gmvae.spec),
+                "method": "gmvae"}, path)
+    options = {"head_hidden": [32], "kl_anneal_steps": 100, "init": "gmvae"}
+    model = build_model("gmvae_dpgmm", ModelSpec(**BLOB_SPEC, options=options))
+    model.initialise(x_train, seed=0, gmvae_checkpoint=path)
+    for mine, theirs in ((model.trunk, gmvae.trunk), (model.decoder, gmvae.decoder)):
+        for a, b in zip(mine.state_dict().values(), theirs.state_dict().values(), strict=True):
+            assert torch.equal(a, b)
+    assert model.n_effective() == 5  # the first DP-GMM, on the GMVAE's latents
+    fit(model, x_train, TrainConfig(epochs=10, batch_size=64, lr=3e-3, seed=0))
+    m = clustering_metrics(np.asarray(y_test), batched(model.predict_clusters, x_test).numpy())
+    assert m["acc"] >= 0.9 and m["n_clusters_used"] == 5, m
+
+    other = build_model("gmvae_dpgmm", ModelSpec(**{**BLOB_SPEC, "latent_dim": 3},
+                                                 options=options))
+    with pytest.raises(DataError, match="gmvae.pt: its networks .* do not match"):
+        other.initialise(x_train, seed=0, gmvae_checkpoint=path)
+    with pytest.raises(ParamError, match="'train.gmvae_dpgmm.init' is 'gmvae'"):
+        model.initialise(x_train, seed=0, ae_checkpoint=ae_path)
 
 
 def test_gmvae_from_random_start_learns(blob_data):

@@ -38,7 +38,7 @@ q(z|x,y) layers), ``init`` ae | none (see :meth:`GMVAE.initialise`), ``q_init_ep
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -86,13 +86,14 @@ def nested(section: str, opts: Mapping[str, Any]) -> dict[str, Any]:
     return wrapped
 
 
-def check_gmvae_options(options: Mapping[str, Any], section: str) -> dict[str, Any]:
+def check_gmvae_options(options: Mapping[str, Any], section: str,
+                        inits: tuple[str, ...] = ("ae", "none")) -> dict[str, Any]:
     """The network options shared by the GMVAE family, validated under ``section``."""
     opts = {**DEFAULTS, **{k: v for k, v in options.items() if k in DEFAULTS}}
     wrapped = nested(section, opts)
     int_list(wrapped, f"{section}.head_hidden")
     positive_number(wrapped, f"{section}.prior_init_scale")
-    choice(wrapped, f"{section}.init", ("ae", "none"))
+    choice(wrapped, f"{section}.init", inits)
     nonneg_int(wrapped, f"{section}.q_init_epochs")
     positive_number(wrapped, f"{section}.init_posterior_var")
     return opts
@@ -175,6 +176,12 @@ class GMVAE(Model):
         def code(xb: Tensor) -> Tensor:
             return to_z(self.trunk(xb))
 
+        self.fit_heads_to_codes(code, x_train, seed)
+
+    def fit_heads_to_codes(self, code: Callable[[Tensor], Tensor], x_train: Tensor,
+                           seed: int) -> None:
+        """The prior from a mixture on ``code(x_train)``, then q(y|x) and q(z|x,y) fitted to
+        its responsibilities and to the codes, with the trunk fixed (see :meth:`initialise`)."""
         from vaemix.training import batched  # (vaemix.training imports vaemix.models)
 
         self.prior_from_codes(batched(code, x_train).numpy().astype(np.float64), seed)
@@ -183,7 +190,7 @@ class GMVAE(Model):
             MIN_LOGVAR + 1.0, MAX_LOGVAR - 1.0)
         k = self.n_components
 
-        def match_autoencoder(xb: Tensor) -> Tensor:
+        def match_codes(xb: Tensor) -> Tensor:
             with torch.no_grad():
                 h = self.trunk(xb)
                 c = code(xb)
@@ -196,7 +203,7 @@ class GMVAE(Model):
 
         heads = [*self.q_y.parameters(), *self.q_z_body.parameters(),
                  *self.q_z_head.parameters()]
-        fit_to_targets(self, heads, match_autoencoder, x_train, self.opts["q_init_epochs"], seed,
+        fit_to_targets(self, heads, match_codes, x_train, self.opts["q_init_epochs"], seed,
                        lr=3e-3)
 
     # --- the networks -------------------------------------------------------------------

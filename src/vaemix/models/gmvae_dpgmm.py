@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -44,10 +45,10 @@ from torch import Tensor
 
 from vaemix.config import choice, fraction, positive_int, positive_number
 from vaemix.distributions import reparameterize
-from vaemix.errors import ParamError
+from vaemix.errors import DataError, ParamError
 from vaemix.models.base import ModelSpec
 from vaemix.models.concrete_gmvae import ConcreteGMVAE, check_concrete_options
-from vaemix.models.gmvae import check_gmvae_options, nested
+from vaemix.models.gmvae import GMVAE, check_gmvae_options, nested
 from vaemix.models.init import MIN_VARIANCE
 
 DP_DEFAULTS: dict[str, Any] = {
@@ -68,6 +69,27 @@ DP_STATE = (
 )
 
 
+def load_gmvae(path: str | Path, spec: ModelSpec) -> GMVAE:
+    """The ``gmvae`` of a checkpoint (``model.pt`` of a train stage), checked against the
+    network shape of ``spec``; a missing or mismatched file names itself."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: trained GMVAE not found; run its train stage first")
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if ckpt.get("method") != "gmvae":
+        raise DataError(f"{path}: expected a 'gmvae' checkpoint, found {ckpt.get('method')!r}")
+    theirs = ModelSpec(**{**ckpt["spec"], "input_shape": tuple(ckpt["spec"]["input_shape"]),
+                          "hidden": tuple(ckpt["spec"]["hidden"])})
+    same = ("input_shape", "latent_dim", "net", "hidden", "likelihood")
+    if any(getattr(theirs, k) != getattr(spec, k) for k in same):
+        shape = ", ".join(f"{k}={getattr(theirs, k)}" for k in same)
+        raise DataError(f"{path}: its networks ({shape}) do not match this model's; "
+                        "retrain it with the same model.<dataset> params")
+    model = GMVAE(theirs)
+    model.load_state_dict(ckpt["state_dict"])
+    return model
+
+
 class GMVAEDPGMM(ConcreteGMVAE):
     """Concrete-trained GMVAE whose prior p(y), p(z|y) is refit by a DP-GMM (Algorithm 1)."""
 
@@ -81,7 +103,7 @@ class GMVAEDPGMM(ConcreteGMVAE):
         self.refits: list[dict[str, int]] = []
 
     def check_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
-        opts = {**check_gmvae_options(options, self.section),
+        opts = {**check_gmvae_options(options, self.section, ("ae", "none", "gmvae")),
                 **check_concrete_options(options, self.section)}
         dp = {**DP_DEFAULTS, **{k: v for k, v in options.items() if k in DP_DEFAULTS}}
         wrapped = nested(self.section, dp)
@@ -114,15 +136,35 @@ class GMVAEDPGMM(ConcreteGMVAE):
 
     # --- Algorithm 1 --------------------------------------------------------------------
 
-    def initialise(self, x_train: Tensor, seed: int = 0, **kwargs: Any) -> None:
+    def initialise(self, x_train: Tensor, seed: int = 0,
+                   gmvae_checkpoint: str | Path | None = None, **kwargs: Any) -> None:
         """Keep (a seeded subset of) the training inputs for the DP-GMM refits, then start
-        as the GMVAE does (with init ae, the first DP-GMM is fitted on the AE's codes)."""
+        as the GMVAE does (with init ae, the first DP-GMM is fitted on the AE's codes).
+
+        ``init: gmvae`` is the third experiment of Nagpal et al. 2019 (sec. 4): the
+        alternating network started from a GMVAE trained alone. Its trunk, decoder and
+        likelihood are copied; q(y|x) and q(z|x,y) cannot be, since they cover K values of
+        y and ours covers the truncation T > K, so the first DP-GMM is fitted on the
+        GMVAE's latents (the means of q(z|x, y_hat)) and our heads are fitted to them, as
+        with the autoencoder's codes for init ae.
+        """
         n = min(len(x_train), self.opts["refit_max_points"])
         gen = torch.Generator().manual_seed(seed)
         idx = torch.randperm(len(x_train), generator=gen)[:n].sort().values
         self._refit_data = x_train[idx.to(x_train.device)]
         self._seed = seed
-        super().initialise(x_train, seed=seed, **kwargs)
+        if self.opts["init"] != "gmvae":
+            super().initialise(x_train, seed=seed, **kwargs)
+            return
+        if gmvae_checkpoint is None:
+            raise ParamError(f"params.yaml: '{self.section}.init' is 'gmvae', which only the "
+                             "latent sweep's from_gmvae_z@ stages use (latent_sweep.from_gmvae); "
+                             "train@ starts from 'ae' or 'none'")
+        source = load_gmvae(gmvae_checkpoint, self.spec).to(x_train.device).eval()
+        for mine, theirs in ((self.trunk, source.trunk), (self.decoder, source.decoder),
+                             (self.likelihood, source.likelihood)):
+            mine.load_state_dict(theirs.state_dict())
+        self.fit_heads_to_codes(source.encode, x_train, seed)
 
     def start_epoch(self, epoch: int, n_epochs: int) -> None:
         if epoch % self.opts["refit_every"] == 0:

@@ -1,0 +1,92 @@
+"""DVC stages of the latent-dimension sweep (Nagpal et al. 2019, Tables 1-2).
+
+The same models as the main stages, with ``model.<dataset>.latent_dim`` replaced by d and
+every output named ``<run>_z<d>`` (``reports/metrics/<dataset>/<run>_z<d>.json``,
+``artifacts/<dataset>/<run>_z<d>/``):
+
+  python stages/sweep.py pretrain <dataset> <encoder> <d>     pretrain_z@: ae_z<d>, vae_z<d>
+  python stages/sweep.py train <dataset> <run> <d>            train_z@: e.g. gmvae_z<d>,
+                                                              gmvae_dpgmm_hard_z<d>
+  python stages/sweep.py from_gmvae <dataset> <d>             from_gmvae_z@: the alternating
+                          network started from gmvae_z<d> (their third experiment)
+  python stages/sweep.py baselines <dataset> <encoder> <baseline> <d>
+                                                              baselines_z@: vae_z<d>+gmm, ...
+
+A run of ``latent_sweep.runs`` is a method of ``methods`` trained with its ``train.<method>``
+settings, or one of the two Gumbel variants of the alternating network,
+``gmvae_dpgmm_soft`` / ``gmvae_dpgmm_hard`` (``train.gmvae_dpgmm`` with ``hard`` false /
+true). The trained runs start from ``ae_z<d>`` (``init: ae``), over every seed of ``seeds``.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from vaemix.cli import run_stage
+
+USAGE = ("usage: python stages/sweep.py pretrain <dataset> <encoder> <d> | train <dataset> "
+         "<run> <d> | from_gmvae <dataset> <d> | baselines <dataset> <encoder> <baseline> <d>")
+
+
+def _at_latent_dim(params: dict[str, Any], dataset: str, d: int) -> dict[str, Any]:
+    out = copy.deepcopy(params)
+    out["model"][dataset]["latent_dim"] = d
+    return out
+
+
+def main(argv: list[str]) -> None:
+    from vaemix.config import SWEEP_VARIANTS, load_params, require_listed
+    from vaemix.errors import ParamError
+
+    if not argv or argv[0] not in ("pretrain", "train", "from_gmvae", "baselines"):
+        raise ParamError(USAGE)
+    kind, args = argv[0], argv[1:]
+    sizes = {"pretrain": 3, "train": 3, "from_gmvae": 2, "baselines": 4}
+    if len(args) != sizes[kind] or not args[-1].isdigit():
+        raise ParamError(USAGE)
+    dataset, d = args[0], int(args[-1])
+    params = load_params()
+    require_listed(params, "latent_sweep.datasets", dataset)
+    if d not in params["latent_sweep"]["latent_dims"]:
+        raise ParamError(f"params.yaml: 'latent_sweep.latent_dims' does not list {d} "
+                         f"(it has {params['latent_sweep']['latent_dims']})")
+    swept = _at_latent_dim(params, dataset, d)
+
+    from vaemix.data import load_prepared
+    from vaemix.runs import ARTIFACTS, train_and_export
+
+    if kind == "pretrain":
+        encoder = args[1]
+        require_listed(params, "encoders", encoder)
+        train_and_export(encoder, dataset, load_prepared(dataset), swept, "pretrain",
+                         name=f"{encoder}_z{d}")
+    elif kind in ("train", "from_gmvae"):
+        if kind == "train":
+            run = args[1]
+            require_listed(params, "latent_sweep.runs", run)
+            method, overrides = SWEEP_VARIANTS.get(run, (run, {}))
+        else:
+            require_listed(params, "latent_sweep.from_gmvae", dataset)
+            run, method, overrides = "gmvae_dpgmm_from_gmvae", "gmvae_dpgmm", {"init": "gmvae"}
+        swept["train"][method].update(overrides)
+        init = {"ae_checkpoint": ARTIFACTS / dataset / f"ae_z{d}" / "model.pt",
+                "gmvae_checkpoint": ARTIFACTS / dataset / f"gmvae_z{d}" / "model.pt"}
+        train_and_export(method, dataset, load_prepared(dataset), swept, "train", init=init,
+                         name=f"{run}_z{d}")
+    else:
+        _baselines(params, dataset, args[1], args[2], d)
+
+
+def _baselines(params: dict[str, Any], dataset: str, encoder: str, baseline: str,
+               d: int) -> None:
+    from vaemix.baselines import run_baseline
+    from vaemix.config import require_listed
+
+    require_listed(params, "latent_sweep.baseline_encoders", encoder)
+    require_listed(params, "baselines", baseline)
+    run_baseline(params, dataset, f"{encoder}_z{d}", baseline)
+
+
+if __name__ == "__main__":
+    run_stage(main)
