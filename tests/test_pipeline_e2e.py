@@ -40,8 +40,8 @@ MOE_RUNS = [f"moe_{g}_z{d}" for g in MOE_GATES for d in MOE_LATENT_DIMS] + [
 SWEEP_DIMS = [8]
 SWEEP_TRAINED = ["gmvae", "gmvae_dpgmm_hard"]
 SWEEP_RUNS = [f"{r}_z{d}" for d in SWEEP_DIMS for r in [
-    *ENCODERS, *SWEEP_TRAINED, "gmvae_dpgmm_from_gmvae",
-    *(f"{e}+{b}" for e in ("vae", "gmvae") for b in BASELINES)]]
+    *ENCODERS, *SWEEP_TRAINED, "gmvae_dpgmm_from_gmvae"]] + [
+    f"{e}_z{d}+{b}" for d in SWEEP_DIMS for e in ("vae", "gmvae") for b in BASELINES]
 MOE_KEYS = {"test_mse", "test_mse_mode", "test_nll", "acc", "nmi", "train_seconds", "seed"}
 CLUSTER_KEYS = {"acc", "nmi", "ari", "completeness", "n_clusters_used"}
 TRAINED_KEYS = {"test_recon_ll", "train_seconds", "samples_per_second", "epochs", "seed"}
@@ -225,10 +225,10 @@ def test_latent_sweep_runs_at_its_latent_dims(project):
             assert m["epochs"] == 2
     log = (project / "first_run.log").read_text()
     order = [log.index(f"Running stage '{s}'") for s in (
-        "pretrain_z@mnist-ae-z8", "train_z@mnist-gmvae-z8", "from_gmvae_z@mnist-z8")]
+        "pretrain_z@mnist-ae-8", "train_z@mnist-gmvae-8", "from_gmvae_z@mnist-8")]
     assert order == sorted(order)
     hard = yaml.safe_load((project / "dvc.lock").read_text())["stages"][
-        "train_z@mnist-gmvae_dpgmm_hard-z8"]
+        "train_z@mnist-gmvae_dpgmm_hard-8"]
     assert hard["cmd"].endswith("train mnist gmvae_dpgmm_hard 8")
 
 
@@ -308,8 +308,8 @@ def test_changing_vae_lr_reruns_only_what_depends_on_it(project):
     ran = stages_run(out.stdout + out.stderr)
     expected = {f"pretrain@{ds}-vae" for ds in DATASETS}
     expected |= {f"baselines@{ds}-vae-{bl}" for ds in DATASETS for bl in BASELINES}
-    expected |= {f"pretrain_z@mnist-vae-z{d}" for d in SWEEP_DIMS}  # the sweep's VAEs too
-    expected |= {f"baselines_z@mnist-vae-{bl}-z{d}" for bl in BASELINES for d in SWEEP_DIMS}
+    expected |= {f"pretrain_z@mnist-vae-{d}" for d in SWEEP_DIMS}  # the sweep's VAEs too
+    expected |= {f"baselines_z@mnist-vae-{bl}-{d}" for bl in BASELINES for d in SWEEP_DIMS}
     expected |= {"evaluate", "report"}
     assert ran == expected
 
