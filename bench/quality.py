@@ -44,6 +44,7 @@ def run_seed(
     rows = []
     params = copy.deepcopy(params)
     params["seed"] = seed
+    params["seeds"] = [seed]  # one training seed per run: this script loops over the seeds
     params["data"]["mnist"]["root"] = str(raw.resolve())
     params["data"]["mnist"]["download"] = False
     validate(params)
