@@ -64,6 +64,7 @@ def run_seed(params: dict, datasets: list[str], raw: Path, seed: int) -> list[di
     rows = []
     params = copy.deepcopy(params)
     params["seed"] = seed
+    params["seeds"] = [seed]  # one training seed per run: this script loops over the seeds
     params["data"]["mnist"]["root"] = str(raw.resolve())
     params["data"]["mnist"]["download"] = False
     validate(params)
@@ -155,6 +156,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["datasets"] = list(args.datasets)
+    params["latent_sweep"]["datasets"] = []  # the sweep is the pipeline's, not this table's
+    params["latent_sweep"]["from_gmvae"] = []
     overrides = dict(PROFILE)
     for item in args.set:
         key, value = item.split("=", 1)

@@ -44,6 +44,7 @@ def run_seed(
     rows = []
     params = copy.deepcopy(params)
     params["seed"] = seed
+    params["seeds"] = [seed]  # one training seed per run: this script loops over the seeds
     params["data"]["mnist"]["root"] = str(raw.resolve())
     params["data"]["mnist"]["download"] = False
     validate(params)
@@ -156,12 +157,14 @@ def main() -> None:
     params["baseline_encoders"] = [e for e in params["baseline_encoders"]
                                    if e in params["encoders"] or e in args.methods]
     params["datasets"] = list(args.datasets)
+    params["latent_sweep"]["datasets"] = []  # the sweep is the pipeline's, not this table's
+    params["latent_sweep"]["from_gmvae"] = []
     for item in args.set:
         key, value = item.split("=", 1)
         node = params
         *parents, last = key.split(".")
-        for part in parents:
-            node = node[part]
+        for part in parents:  # a missing level (e.g. per_dataset.mnist) is created
+            node = node.setdefault(part, {})
         node[last] = yaml.safe_load(value)
     start = time.perf_counter()
     rows = []

@@ -176,6 +176,16 @@ def test_learns_separated_clusters_from_the_autoencoder(blob_data):
     assert torch.isfinite(batched(model.evaluate, x_test)["elbo"]).all()
 
 
+def test_spectral_start_learns_separated_clusters(blob_data):
+    x, _, x_test, y_test, _, path = blob_data
+    seed_everything(0)
+    model = VaDE(ModelSpec(**BLOB_SPEC, options={"init": "ae", "init_clusters": "spectral"}))
+    model.initialise(x, seed=0, ae_checkpoint=path)
+    fit(model, x, TrainConfig(epochs=10, batch_size=64, lr=2e-3, seed=0))
+    pred = batched(model.predict_clusters, x_test).numpy()
+    assert cluster_accuracy(y_test, pred) >= 0.9 and len(np.unique(pred)) == 5
+
+
 def test_random_init_trains(blob_data):
     """Without pretraining VaDE is known to be weak (Jiang et al. 2017, sec. 3.3), so only
     check that it trains: the ELBO rises a lot and the predictions are valid clusters."""
@@ -195,6 +205,7 @@ def test_random_init_trains(blob_data):
     ("options", "key"),
     [
         ({"init": "kmeans"}, "init"),
+        ({"init_clusters": "dbscan"}, "init_clusters"),
         ({"predict": "mode"}, "predict"),
         ({"predict_samples": 0}, "predict_samples"),
         ({"predict_samples": -3}, "predict_samples"),

@@ -6,11 +6,22 @@ DEC, Xie et al. 2016, who corrupt the input with dropout 0.2). Our ``ae`` trains
 end; its option ``input_dropout`` (``pretrain.ae`` in params.yaml, default 0) is the
 denoising part: each input value is set to 0 with that probability during training and
 the loss is the likelihood of the clean input.
+
+Its options ``augment_shift`` and ``augment_rotate`` (default 0) move each training image
+by a random affine map before the encoder (a shift of up to that fraction of the image
+side, a rotation of up to that many degrees) while the decoder still has to give the
+clean image: the codes become invariant to small translations and rotations, which a
+digit's class does not depend on (the invariance that augmentation-based deep clustering
+relies on, e.g. Guo et al. 2018, "Deep clustering with convolutional autoencoders" and
+IMSAT, Hu et al. 2017). No label is used. Images only (inputs of shape C x H x W).
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vaemix.distributions import kl_normal_std, reparameterize
@@ -27,6 +38,30 @@ def _probability(options: dict, key: str) -> float:
     return float(value)
 
 
+def _nonneg(options: dict, key: str, upper: float) -> float:
+    value = options.get(key, 0.0)
+    if (isinstance(value, bool) or not isinstance(value, int | float)
+            or not 0 <= value <= upper):
+        raise ParamError(f"params.yaml: 'pretrain.ae.{key}' must be a number in [0, {upper}], "
+                         f"got {value!r}")
+    return float(value)
+
+
+def random_affine(x: Tensor, max_shift: float, max_degrees: float) -> Tensor:
+    """Each image of x [N, C, H, W] rotated by U(-max_degrees, max_degrees) about its centre
+    and shifted by U(-max_shift, max_shift) of its side in each direction (bilinear,
+    zero outside), as one batched ``grid_sample``."""
+    n = x.shape[0]
+    angle = (torch.rand(n, device=x.device) * 2 - 1) * math.radians(max_degrees)
+    # affine_grid works in [-1, 1] coordinates, so a shift of s of the side is 2 s
+    shift = (torch.rand(n, 2, device=x.device) * 2 - 1) * (2 * max_shift)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], -1),
+                         torch.stack([sin, cos, shift[:, 1]], -1)], 1)   # [N, 2, 3]
+    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
 class AutoEncoder(Model):
     """x -> z = f(x) -> p(x|z); trained by maximising ln p(x|f(x))."""
 
@@ -37,12 +72,22 @@ class AutoEncoder(Model):
         self.decoder = build_decoder(spec.input_shape, spec.latent_dim, spec.net, spec.hidden)
         self.likelihood = Likelihood(spec.likelihood, spec.input_shape)
         self.input_dropout = _probability(spec.options, "input_dropout")
+        self.augment_shift = _nonneg(spec.options, "augment_shift", 0.5)
+        self.augment_rotate = _nonneg(spec.options, "augment_rotate", 180.0)
+        if (self.augment_shift or self.augment_rotate) and len(spec.input_shape) != 3:
+            raise ParamError(
+                "params.yaml: 'pretrain.ae.augment_shift'/'augment_rotate' need image inputs "
+                f"(C x H x W), this dataset's are {tuple(spec.input_shape)}; set them for "
+                "image datasets only, under pretrain.ae.per_dataset"
+            )
 
     def encode(self, x: Tensor) -> Tensor:
         return self.to_z(self.trunk(x))
 
     def loss(self, x: Tensor) -> dict[str, Tensor]:
         x_in = x
+        if self.augment_shift or self.augment_rotate:  # the target stays the clean image
+            x_in = random_affine(x_in, self.augment_shift, self.augment_rotate)
         if self.input_dropout > 0:  # masking noise, no rescaling (a denoising AE)
             x_in = x * (torch.rand_like(x) >= self.input_dropout)
         recon_ll = self.likelihood.log_prob(x, self.decoder(self.encode(x_in))).mean()

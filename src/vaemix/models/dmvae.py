@@ -41,8 +41,10 @@ other models' ``elbo`` (plugging in the one-hot argmax of q(c|x) instead would n
 Options (``train.dmvae`` in params.yaml), with defaults: ``tau_start`` 1.0, ``tau_end``
 0.1, ``tau_anneal_epochs`` 50, ``hard`` false, ``prior`` uniform | learned, ``init``
 ae | none (random start; on separated blobs it merges some clusters, so
-ae is the default), ``mu_init_scale`` 1.0 (init none: mu_k ~ N(0, scale^2 I)), ``q_init_epochs``
-(init ae: epochs fitting q(c|x) to the GMM responsibilities).
+ae is the default), ``init_clusters`` gmm | spectral (init ae: how the first mixture is
+found on the AE's latents, see :mod:`vaemix.models.init`), ``mu_init_scale`` 1.0 (init
+none: mu_k ~ N(0, scale^2 I)), ``q_init_epochs`` (init ae: epochs fitting q(c|x) to the GMM
+responsibilities).
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ from vaemix.distributions import (
 from vaemix.errors import ParamError
 from vaemix.models.base import Model, ModelSpec
 from vaemix.models.init import (
+    INIT_CLUSTERS,
     copy_autoencoder,
     fit_to_targets,
     gmm_on_encoder,
@@ -89,6 +92,7 @@ DEFAULTS: dict[str, Any] = {
     "hard": False,
     "prior": "uniform",
     "init": "ae",
+    "init_clusters": "gmm",
     "mu_init_scale": 1.0,
     "q_init_epochs": 5,
 }
@@ -110,6 +114,7 @@ def check_options(options: Mapping[str, Any]) -> dict[str, Any]:
     boolean(wrapped, f"{SECTION}.hard")
     choice(wrapped, f"{SECTION}.prior", ("uniform", "learned"))
     choice(wrapped, f"{SECTION}.init", ("none", "ae"))
+    choice(wrapped, f"{SECTION}.init_clusters", INIT_CLUSTERS)
     positive_number(wrapped, f"{SECTION}.mu_init_scale")
     nonneg_int(wrapped, f"{SECTION}.q_init_epochs")
     return opts
@@ -245,7 +250,8 @@ class DMVAE(Model):
         copy_autoencoder(load_ae_state(ae_checkpoint), self.trunk, self.posterior.mean,
                          self.decoder, self.likelihood, source=str(ae_checkpoint))
         self.c_trunk.load_state_dict(self.trunk.state_dict())
-        gmm = gmm_on_encoder(self.encode, x_train, self.spec.n_clusters, seed)
+        gmm = gmm_on_encoder(self.encode, x_train, self.spec.n_clusters, seed,
+                             self.opts["init_clusters"])
         with torch.no_grad():
             dev = self.prior_mean.device
             self.prior_mean.copy_(torch.as_tensor(gmm.means, device=dev))

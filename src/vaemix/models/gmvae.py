@@ -31,8 +31,9 @@ clusters are argmax q(y|x). The Concrete variant and GMVAE + DP-GMM reuse this m
 networks and test-time code.
 
 Options (``train.gmvae``, shared by the family): ``head_hidden`` (sizes of the q(y|x) and
-q(z|x,y) layers), ``init`` ae | none (see :meth:`GMVAE.initialise`), ``q_init_epochs`` and
-``init_posterior_var`` (for init ae), ``prior_init_scale`` (init none: mu_y ~ N(0, scale^2 I)).
+q(z|x,y) layers), ``init`` ae | none (see :meth:`GMVAE.initialise`), ``q_init_epochs``,
+``init_posterior_var`` and ``init_clusters`` gmm | spectral (for init ae; GMVAE + DP-GMM
+always starts from its DP-GMM), ``prior_init_scale`` (init none: mu_y ~ N(0, scale^2 I)).
 """
 
 from __future__ import annotations
@@ -51,7 +52,13 @@ from vaemix.config import choice, int_list, nonneg_int, positive_number
 from vaemix.distributions import kl_categorical, kl_gaussians, log_normal_diag, reparameterize
 from vaemix.errors import ParamError
 from vaemix.models.base import Model, ModelSpec
-from vaemix.models.init import copy_autoencoder, fit_diag_gmm, fit_to_targets, load_ae_state
+from vaemix.models.init import (
+    INIT_CLUSTERS,
+    copy_autoencoder,
+    fit_mixture,
+    fit_to_targets,
+    load_ae_state,
+)
 from vaemix.networks import (
     MAX_LOGVAR,
     MIN_LOGVAR,
@@ -68,6 +75,7 @@ DEFAULTS: dict[str, Any] = {
     "init": "ae",
     "q_init_epochs": 10,
     "init_posterior_var": 0.01,
+    "init_clusters": "gmm",
 }
 # Range of the prior's log-variances: wider than the encoder's clamp, since the
 # autoencoder's latents (init "ae") are unnormalised (as in VaDE).
@@ -94,6 +102,7 @@ def check_gmvae_options(options: Mapping[str, Any], section: str,
     int_list(wrapped, f"{section}.head_hidden")
     positive_number(wrapped, f"{section}.prior_init_scale")
     choice(wrapped, f"{section}.init", inits)
+    choice(wrapped, f"{section}.init_clusters", INIT_CLUSTERS)
     nonneg_int(wrapped, f"{section}.q_init_epochs")
     positive_number(wrapped, f"{section}.init_posterior_var")
     return opts
@@ -139,8 +148,9 @@ class GMVAE(Model):
 
     @torch.no_grad()
     def prior_from_codes(self, z: np.ndarray, seed: int) -> None:
-        """Set p(z|y) from a diagonal GMM on latents z [N, d] (p(y) stays uniform)."""
-        mix = fit_diag_gmm(z, self.n_components, seed)
+        """Set p(z|y) from a diagonal mixture on latents z [N, d] (option init_clusters: EM
+        or spectral, see vaemix.models.init); p(y) stays uniform."""
+        mix = fit_mixture(z, self.n_components, seed, self.opts["init_clusters"])
         dev = self.prior_mean.device
         self.prior_mean.copy_(torch.as_tensor(mix.means, device=dev))
         self.prior_logvar.copy_(torch.as_tensor(mix.variances, device=dev).log())

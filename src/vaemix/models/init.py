@@ -2,6 +2,13 @@
 Jiang et al. 2017, sec. 3.3): copy the encoder body, the latent head and the decoder of
 ``artifacts/<dataset>/ae/model.pt``, then fit a diagonal GMM on the autoencoder's latents
 to set the mixture prior.
+
+How that first mixture is found is the option ``init_clusters`` of the methods that use it:
+``gmm`` is VaDE's EM on the latents; ``spectral`` clusters a k-nearest-neighbour graph of
+the latents (Ng, Jordan & Weiss 2002, the normalised Laplacian's leading eigenvectors) and
+takes each cluster's weight, mean and variance as the diagonal mixture. EM on Gaussians
+cuts the elongated, curved clusters an autoencoder's latent space holds; the graph follows
+them. Neither looks at a label.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from sklearn.cluster import SpectralClustering
 from sklearn.mixture import GaussianMixture
 from torch import Tensor, nn
 
@@ -19,6 +27,9 @@ from vaemix.errors import DataError
 
 # Floor on the GMM's variances (in latent units squared), so log-variances stay finite.
 MIN_VARIANCE = 1e-4
+INIT_CLUSTERS = ("gmm", "spectral")  # the choices of the methods' option init_clusters
+SPECTRAL_NEIGHBOURS = 10     # k of the k-nearest-neighbour graph
+SPECTRAL_MAX_POINTS = 10000  # larger training sets: the graph of a seeded random subset
 
 
 @dataclass
@@ -84,15 +95,63 @@ def fit_diag_gmm(z: np.ndarray, n_clusters: int, seed: int, n_init: int = 3) -> 
     )
 
 
-def gmm_on_encoder(
-    encode: nn.Module | object, x_train: Tensor, n_clusters: int, seed: int
+def mixture_from_labels(z: np.ndarray, labels: np.ndarray, n_clusters: int) -> MixtureInit:
+    """The diagonal mixture whose component k has the weight, mean and variance of the
+    points labelled k (variances floored at MIN_VARIANCE; a label with no point gets the
+    data's mean and variance and a tiny weight, so every component stays usable)."""
+    counts = np.bincount(labels, minlength=n_clusters).astype(np.float64)
+    if len(counts) != n_clusters:
+        raise ValueError(f"labels go up to {labels.max()}, expected < {n_clusters}")
+    onehot = np.eye(n_clusters)[labels]                      # [N, K]
+    safe = np.maximum(counts, 1.0)[:, None]
+    means = onehot.T @ z / safe
+    variances = onehot.T @ (z * z) / safe - means**2
+    empty = counts == 0
+    means[empty], variances[empty] = z.mean(0), z.var(0)
+    weights = np.maximum(counts, 1e-3) / np.maximum(counts, 1e-3).sum()
+    return MixtureInit(
+        weights=weights.astype(np.float32),
+        means=means.astype(np.float32),
+        variances=np.maximum(variances, MIN_VARIANCE).astype(np.float32),
+    )
+
+
+def spectral_mixture(
+    z: np.ndarray, n_clusters: int, seed: int,
+    n_neighbors: int = SPECTRAL_NEIGHBOURS, max_points: int = SPECTRAL_MAX_POINTS,
 ) -> MixtureInit:
-    """Fit the diagonal GMM on ``encode(x_train)`` (the AE latents once copied in)."""
+    """Spectral clustering of the symmetrised k-NN graph of z (scikit-learn; eigenvectors
+    by ARPACK, labels by k-means in the embedding), then each cluster's moments. Above
+    ``max_points`` points a seeded random subset is clustered: the moments need no more."""
+    rng = np.random.default_rng(seed)
+    if len(z) > max_points:
+        z = z[np.sort(rng.choice(len(z), size=max_points, replace=False))]
+    labels = SpectralClustering(
+        n_clusters=n_clusters, affinity="nearest_neighbors",
+        n_neighbors=min(n_neighbors, len(z) - 1), assign_labels="kmeans", random_state=seed,
+    ).fit_predict(z)
+    return mixture_from_labels(z, labels, n_clusters)
+
+
+def fit_mixture(z: np.ndarray, n_clusters: int, seed: int, how: str = "gmm") -> MixtureInit:
+    """The first mixture on latents z [N, d]: ``how`` is one of INIT_CLUSTERS."""
+    if how == "gmm":
+        return fit_diag_gmm(z, n_clusters, seed)
+    if how == "spectral":
+        return spectral_mixture(z, n_clusters, seed)
+    raise ValueError(f"init_clusters must be one of {INIT_CLUSTERS}, got {how!r}")
+
+
+def gmm_on_encoder(
+    encode: nn.Module | object, x_train: Tensor, n_clusters: int, seed: int, how: str = "gmm"
+) -> MixtureInit:
+    """Fit the first mixture (``how``: see fit_mixture) on ``encode(x_train)``, the AE
+    latents once copied in."""
     # imported here: vaemix.training imports vaemix.models, which imports this module
     from vaemix.training import batched
 
     z = batched(encode, x_train).numpy().astype(np.float64)
-    return fit_diag_gmm(z, n_clusters, seed)
+    return fit_mixture(z, n_clusters, seed, how)
 
 
 def fit_to_targets(

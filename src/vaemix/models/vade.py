@@ -16,6 +16,8 @@ is -KL(gamma || pi).
 Options (the ``train.vade`` params section, see :data:`DEFAULTS`):
     init               ae: start from the pretrained autoencoder and a diagonal GMM on its
                        latents (Jiang et al. 2017, sec. 3.3) | none: random networks, mu_c ~ N(0, I)
+    init_clusters      with init ae: how the first GMM is found on the AE's latents, gmm (EM,
+                       as Jiang et al.) | spectral (a k-NN graph, see vaemix.models.init)
     init_posterior_var with init ae: the initial variance of q(z|x), as a fraction of the
                        GMM's mean component variance in each latent dimension
     predict            mean: argmax_c p(c | z = mu(x)) | samples: argmax_c of p(c|z) averaged
@@ -41,7 +43,12 @@ from vaemix.distributions import (
 )
 from vaemix.errors import ParamError
 from vaemix.models.base import Model, ModelSpec
-from vaemix.models.init import copy_autoencoder, gmm_on_encoder, load_ae_state
+from vaemix.models.init import (
+    INIT_CLUSTERS,
+    copy_autoencoder,
+    gmm_on_encoder,
+    load_ae_state,
+)
 from vaemix.networks import (
     MAX_LOGVAR,
     MIN_LOGVAR,
@@ -53,6 +60,7 @@ from vaemix.networks import (
 
 DEFAULTS: dict[str, Any] = {
     "init": "ae",
+    "init_clusters": "gmm",
     "init_posterior_var": 0.01,
     "predict": "mean",
     "predict_samples": 10,
@@ -69,6 +77,7 @@ def _options(options: dict[str, Any]) -> dict[str, Any]:
     wrapped = {"train": {"vade": {**DEFAULTS, **options}}}
     return {
         "init": choice(wrapped, "train.vade.init", ("ae", "none")),
+        "init_clusters": choice(wrapped, "train.vade.init_clusters", INIT_CLUSTERS),
         "init_posterior_var": positive_number(wrapped, "train.vade.init_posterior_var"),
         "predict": choice(wrapped, "train.vade.predict", ("mean", "samples")),
         "predict_samples": positive_int(wrapped, "train.vade.predict_samples"),
@@ -210,7 +219,8 @@ class VaDE(Model):
             state, self.trunk, self.posterior.mean, self.decoder, self.likelihood,
             source=str(ae_checkpoint),
         )
-        mix = gmm_on_encoder(self.encode, x_train, self.spec.n_clusters, seed)
+        mix = gmm_on_encoder(self.encode, x_train, self.spec.n_clusters, seed,
+                             self.opts["init_clusters"])
         dev = self.mu_c.device
         self.pi_logits.copy_(torch.as_tensor(mix.weights, device=dev).log())
         self.mu_c.copy_(torch.as_tensor(mix.means, device=dev))
