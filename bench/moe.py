@@ -150,7 +150,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=ROOT / "reports" / "benchmarks")
     ap.add_argument("--name", default="moe", help="file stem of the outputs in --out")
-    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=YAML",
+    ap.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=YAML",
                     help="params overrides on top of PROFILE, e.g. moe.objective=mse")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

@@ -131,7 +131,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "reports" / "benchmarks")
     ap.add_argument("--name", default="quality",
                     help="file stem of the table and raw numbers in --out")
-    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=YAML",
+    ap.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=YAML",
                     help="extra params overrides, e.g. train.vade.epochs=50")
     ap.add_argument("--merge", nargs="+", type=Path, metavar="JSON",
                     help="only write the table of earlier runs' raw files (e.g. seeds run as "
