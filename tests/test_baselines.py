@@ -68,6 +68,22 @@ def test_dpgmm_finds_about_k_components(data):
     assert isinstance(fit.extra["n_components_effective"], int)
 
 
+def test_dpgmm_covariance_prior_is_passed_through_and_changes_the_fit():
+    """Three uniform squares: at scikit-learn's default pseudo-count (the dim) the DP-GMM
+    keeps three components; a pseudo-count of 400 holds every covariance near the data's
+    own, the components overlap and more of them keep weight above min_weight."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, size=1500)
+    z = rng.uniform(0, 4, size=(1500, 2)) + 12.0 * np.stack([y, y % 2], 1)
+    counts = {}
+    for dof in (None, 400.0):
+        settings = {**SETTINGS["dpgmm"], "degrees_of_freedom_prior": dof}
+        fit = fit_baseline("dpgmm", z, 3, settings, seed=0)
+        assert fit.model.degrees_of_freedom_prior == dof
+        counts[dof] = fit.extra["n_components_effective"]
+    assert counts[None] == 3 < counts[400.0]
+
+
 def test_gmm_reports_convergence(data):
     fit = fit_baseline("gmm", data["z_train"], K, SETTINGS["gmm"], seed=0)
     assert fit.extra["converged"] is True

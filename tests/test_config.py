@@ -83,6 +83,7 @@ _DELETE = object()
         ("data.spiral.test_fraction", 1.0, "'data.spiral.test_fraction' must be a number strictly"),
         ("data.mnist.download", "yes", "'data.mnist.download' must be true or false"),
         ("baseline.dpgmm.truncation_factor", 1, "'baseline.dpgmm.truncation_factor' must be a number above 1"),
+        ("baseline.dpgmm.degrees_of_freedom_prior", 0, "'baseline.dpgmm.degrees_of_freedom_prior' must be a positive number or null"),
         ("regression.mode", "quadratic", "'regression.mode' must be one of"),
         ("pretrain.vae.epochs", _DELETE, "missing key 'pretrain.vae.epochs'"),
         ("train.vade.lr", 0, "'train.vade.lr' must be a positive number"),

@@ -66,6 +66,9 @@ def _fit_dpgmm(z: np.ndarray, k: int, s: Mapping[str, Any], seed: int):
         n_components=truncation,
         weight_concentration_prior_type="dirichlet_process",
         weight_concentration_prior=s.get("weight_concentration_prior"),  # None: 1/truncation
+        # the Wishart prior's pseudo-count on the covariances; None: the latent dim. It,
+        # not the concentration, sets how many components survive (bench/dpgmm_prior.py)
+        degrees_of_freedom_prior=s.get("degrees_of_freedom_prior"),
         covariance_type=s["covariance_type"],
         max_iter=int(s["max_iter"]),
         reg_covar=REG_COVAR,

@@ -244,6 +244,9 @@ def _validate_baseline(params: Params) -> None:
     w = get(params, "baseline.dpgmm.weight_concentration_prior")
     if w is not None and (not _is_number(w) or w <= 0):
         raise _fail("baseline.dpgmm.weight_concentration_prior", "a positive number or null", w)
+    dof = params["baseline"]["dpgmm"].get("degrees_of_freedom_prior")  # optional, null = d
+    if dof is not None and (not _is_number(dof) or dof <= 0):
+        raise _fail("baseline.dpgmm.degrees_of_freedom_prior", "a positive number or null", dof)
     positive_int(params, "baseline.dpgmm.max_iter")
     fraction(params, "baseline.dpgmm.min_weight")
 

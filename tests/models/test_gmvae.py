@@ -143,6 +143,21 @@ def test_dpgmm_refit_changes_the_prior_in_place_without_touching_the_optimiser()
     assert len(model.refits) == 2 and model.summary_metrics()["n_refits"] == 2
 
 
+def test_dpgmm_covariance_prior_reaches_every_refit():
+    """The Wishart pseudo-count reaches the refits' DP-GMM and changes how many components
+    keep weight (bench/dpgmm_prior.py measures the dependence on real latents)."""
+    x = torch.cat([torch.randn(150, 5) * torch.tensor([4.0, 1, 1, 1, 1]) + 8.0 * c
+                   for c in range(3)])
+    effective = {}
+    for dof in (None, 5000.0):
+        seed_everything(0)
+        model = GMVAEDPGMM(small_spec(truncation_factor=3, degrees_of_freedom_prior=dof))
+        model.initialise(x, seed=0)
+        effective[dof] = model.refit()
+        assert model._dpgmm.degrees_of_freedom_prior == dof
+    assert effective[5000.0] != effective[None]
+
+
 @pytest.mark.parametrize("method", FAMILY)
 def test_separates_blobs_and_uses_every_cluster(blob_data, method):
     x_train, _, x_test, y_test, _, ae_path = blob_data
@@ -233,6 +248,8 @@ def test_conv_networks_of_the_appendix():
         ("gmvae_dpgmm", {"truncation_factor": 1}, "train.gmvae_dpgmm.truncation_factor"),
         ("gmvae_dpgmm", {"min_weight": 1.5}, "train.gmvae_dpgmm.min_weight"),
         ("gmvae_dpgmm", {"refit_every": 0}, "train.gmvae_dpgmm.refit_every"),
+        ("gmvae_dpgmm", {"degrees_of_freedom_prior": -1},
+         "train.gmvae_dpgmm.degrees_of_freedom_prior"),
     ],
 )
 def test_bad_options_name_the_key(method, options, key):

@@ -23,6 +23,12 @@ details open; our reading, with each choice a param of ``train.gmvae_dpgmm``:
   current prior (DESIGN: "DP-GMM component"); components above ``min_weight`` count as
   effective, logged each epoch (the ``n_components_effective`` curve) and in the metrics.
 - No label enters the loop. The DP-GMM is refit on the training split only.
+- Its priors are scikit-learn's unless set: the DP concentration ``weight_concentration_prior``
+  (1/T) and the Wishart pseudo-count ``degrees_of_freedom_prior`` (the latent dim). The
+  second, not the first, decides how many components keep weight on real latents
+  (``bench/dpgmm_prior.py``): the concentration's log-prior per component is a few nats
+  against thousands of nats of fit, while the pseudo-count holds every component's
+  variance near the codes' own.
 
 Nagpal et al. report the alternation as unstable (sec. 5); we implement it as described
 and let the benchmark show how it behaves.
@@ -54,6 +60,7 @@ from vaemix.models.init import MIN_VARIANCE
 DP_DEFAULTS: dict[str, Any] = {
     "truncation_factor": 3,
     "weight_concentration_prior": None,  # None: 1 / T (scikit-learn's default)
+    "degrees_of_freedom_prior": None,    # None: the latent dim (scikit-learn's default)
     "refit_every": 1,
     "refit_max_points": 10000,
     "dp_max_iter": 200,
@@ -114,6 +121,8 @@ class GMVAEDPGMM(ConcreteGMVAE):
                              f"got {factor!r}")
         if dp["weight_concentration_prior"] is not None:
             positive_number(wrapped, f"{s}.weight_concentration_prior")
+        if dp["degrees_of_freedom_prior"] is not None:
+            positive_number(wrapped, f"{s}.degrees_of_freedom_prior")
         positive_int(wrapped, f"{s}.refit_every")
         positive_int(wrapped, f"{s}.refit_max_points")
         positive_int(wrapped, f"{s}.dp_max_iter")
@@ -206,6 +215,7 @@ class GMVAEDPGMM(ConcreteGMVAE):
             covariance_type="diag",
             weight_concentration_prior_type="dirichlet_process",
             weight_concentration_prior=self.opts["weight_concentration_prior"],
+            degrees_of_freedom_prior=self.opts["degrees_of_freedom_prior"],
             max_iter=self.opts["dp_max_iter"],
             reg_covar=1e-6,
             random_state=self._seed,
