@@ -26,8 +26,12 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
-from quality import ROOT, fmt  # bench/ is on sys.path when run as a script
+from quality import (  # bench/ is on sys.path when run as a script
+    ROOT,
+    add_run_args,
+    bench_params,
+    fmt,
+)
 
 from vaemix.baselines import evaluate_baseline, load_latents
 from vaemix.config import validate
@@ -94,13 +98,9 @@ def main() -> None:
     ap.add_argument("--raw", type=Path, default=ROOT / "data" / "raw")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--encoders", nargs="+", default=["ae", "vae"], choices=["ae", "vae"])
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--out", type=Path, default=ROOT / "reports" / "benchmarks")
-    ap.add_argument("--name", default="dpgmm_prior")
+    add_run_args(ap, "dpgmm_prior")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["latent_sweep"].update(datasets=[], from_gmvae=[])
+    params = bench_params(args.threads)
     params["baseline_encoders"] = list(args.encoders)
     start = time.perf_counter()
     rows = [r for seed in args.seeds for r in run_seed(params, args.encoders, args.raw, seed)]

@@ -93,6 +93,21 @@ def run_seed(
     return rows
 
 
+def add_run_args(ap: argparse.ArgumentParser, name: str) -> None:
+    """The options every bench script shares: threads, output folder, file stem."""
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=ROOT / "reports" / "benchmarks")
+    ap.add_argument("--name", default=name, help="file stem of the outputs in --out")
+
+
+def bench_params(threads: int) -> dict:
+    """params.yaml without the latent sweep (a pipeline matter), torch on ``threads``."""
+    torch.set_num_threads(threads)
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["latent_sweep"].update(datasets=[], from_gmvae=[])
+    return params
+
+
 def fmt(values: list[float]) -> str:
     values = [v for v in values if v is not None]
     if not values:

@@ -116,13 +116,13 @@ def mixture_from_labels(z: np.ndarray, labels: np.ndarray, n_clusters: int) -> M
     )
 
 
-def spectral_mixture(
+def spectral_labels(
     z: np.ndarray, n_clusters: int, seed: int,
     n_neighbors: int = SPECTRAL_NEIGHBOURS, max_points: int = SPECTRAL_MAX_POINTS,
-) -> MixtureInit:
+) -> tuple[np.ndarray, np.ndarray]:
     """Spectral clustering of the symmetrised k-NN graph of z (scikit-learn; eigenvectors
-    by ARPACK, labels by k-means in the embedding), then each cluster's moments. Above
-    ``max_points`` points a seeded random subset is clustered: the moments need no more."""
+    by ARPACK, labels by k-means in the embedding). Above ``max_points`` points a seeded
+    random subset is clustered. Returns (the points clustered, their labels)."""
     rng = np.random.default_rng(seed)
     if len(z) > max_points:
         z = z[np.sort(rng.choice(len(z), size=max_points, replace=False))]
@@ -130,6 +130,16 @@ def spectral_mixture(
         n_clusters=n_clusters, affinity="nearest_neighbors",
         n_neighbors=min(n_neighbors, len(z) - 1), assign_labels="kmeans", random_state=seed,
     ).fit_predict(z)
+    return z, labels
+
+
+def spectral_mixture(
+    z: np.ndarray, n_clusters: int, seed: int,
+    n_neighbors: int = SPECTRAL_NEIGHBOURS, max_points: int = SPECTRAL_MAX_POINTS,
+) -> MixtureInit:
+    """The diagonal mixture of the moments of :func:`spectral_labels`' clusters (a subset
+    above ``max_points`` points: the moments need no more)."""
+    z, labels = spectral_labels(z, n_clusters, seed, n_neighbors, max_points)
     return mixture_from_labels(z, labels, n_clusters)
 
 
