@@ -56,6 +56,19 @@ def test_training_is_deterministic_given_the_seed():
     assert torch.equal(outs[0], outs[1])
 
 
+def test_seed_everything_turns_on_deterministic_kernels_in_warn_only_mode():
+    torch.use_deterministic_algorithms(False)
+    try:
+        seed_everything(0)
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.is_deterministic_algorithms_warn_only_enabled()
+        a = torch.rand(3)
+        seed_everything(0)
+        assert torch.equal(a, torch.rand(3))
+    finally:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
 class _Exploding(Model):
     def __init__(self):
         super().__init__(ModelSpec(input_shape=(2,), latent_dim=1, n_clusters=1))

@@ -239,9 +239,21 @@ def test_build_figures_needs_summary(tmp_path):
         build_figures(params, tmp_path / "figures", root=tmp_path)
 
 
-def test_build_figures_rejects_mismatched_predictions(tmp_path):
+def test_build_figures_is_the_same_drawn_by_one_process_or_several(tmp_path):
+    params = fake_tree(tmp_path)
+    outs = {}
+    for workers in (1, 3):
+        out = tmp_path / f"figures{workers}"
+        written = build_figures(params, out, root=tmp_path, workers=workers)
+        outs[workers] = {p.relative_to(out).as_posix(): p.read_bytes() for p in written}
+    assert len(outs[1]) == 10
+    assert outs[1] == outs[3]
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_build_figures_rejects_mismatched_predictions(tmp_path, workers):
     params = fake_tree(tmp_path)
     save_npz(tmp_path / "artifacts" / "spiral" / "vae+gmm" / "pred.npz",
              pred_test=np.zeros(3, dtype=np.int64), y_test=np.zeros(3, dtype=np.int64))
     with pytest.raises(DataError, match="pred.npz"):
-        build_figures(params, tmp_path / "figures", root=tmp_path)
+        build_figures(params, tmp_path / "figures", root=tmp_path, workers=workers)

@@ -23,13 +23,11 @@ from __future__ import annotations
 
 import math
 import shutil
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from vaemix import distributed
 from vaemix.io import atomic_dir, read_json, write_json, write_metrics
 
 ARTIFACTS = Path("artifacts")
@@ -93,10 +91,31 @@ def aggregate(per_seed: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _process_group() -> bool:
+    """Whether this process is one rank of a data-parallel run. A process group needs
+    torch; a stage that never imports it (the baselines) is alone and is spared the
+    seconds that importing torch costs."""
+    if "torch" not in sys.modules:
+        return False
+    from vaemix import distributed
+
+    return distributed.current() is not None
+
+
+def _is_main() -> bool:
+    if not _process_group():
+        return True
+    from vaemix import distributed
+
+    return distributed.is_main()
+
+
 def _agree(flag: bool) -> bool:
     """True only if ``flag`` holds on every rank (data-parallel runs)."""
-    if distributed.current() is None:
+    if not _process_group():
         return flag
+    import torch
+
     every = torch.tensor([1 if flag else 0])
     torch.distributed.all_reduce(every, op=torch.distributed.ReduceOp.MIN)
     return bool(int(every))
@@ -142,7 +161,7 @@ def run_over_seeds(
     seeds = seeds_of(params)
     root = CHECKPOINTS / dataset / name
     per_seed: dict[int, dict[str, Any]] = {}
-    main = distributed.is_main()
+    main = _is_main()
     for seed in seeds:
         stage = root / f"seed{seed}"
         key = key_of(seed) if key_of is not None else None

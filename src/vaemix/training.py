@@ -93,7 +93,7 @@ class TrainResult:
 
 
 def seed_everything(seed: int) -> None:
-    """Seed torch, numpy and random, and ask torch for deterministic kernels on CPU."""
+    """Seed torch, numpy and random, and ask torch for deterministic kernels."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
