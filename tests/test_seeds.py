@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -107,3 +109,33 @@ def test_train_stage_over_two_seeds(tmp_path):
             assert Path(f"artifacts/spiral/{run}/seed1/model.pt").is_file()
             assert Path(f"reports/curves/spiral/{run}/seed1").is_dir()
         assert not Path("checkpoints/spiral/vade").exists()
+
+
+BASELINE_WITHOUT_TORCH = """
+import sys
+import numpy as np
+from vaemix.baselines import evaluate_baseline
+from vaemix.seeds import run_over_seeds
+
+def fit(seed, artifacts, curves, checkpoint):
+    rng = np.random.default_rng(seed)
+    z = np.concatenate([rng.normal(0, 0.1, (20, 2)), rng.normal(5, 0.1, (20, 2))])
+    y = np.repeat([0, 1], 20)
+    latents = {"z_train": z, "y_train": y, "z_test": z, "y_test": y}
+    metrics, _ = evaluate_baseline("kmeans", latents, 2, {"n_init": 2}, seed)
+    return metrics
+
+out = run_over_seeds({"seeds": [0, 1]}, "toy", "ae+kmeans", fit, curves=False)
+assert out["acc"] == 1.0, out
+print("torch" in sys.modules)
+"""
+
+
+def test_a_baselines_run_over_seeds_never_imports_torch(tmp_path):
+    """The baselines stages skip torch's import (seconds per stage); a process group,
+    which would need it, cannot exist in a process that never loaded torch."""
+    proc = subprocess.run([sys.executable, "-c", BASELINE_WITHOUT_TORCH], cwd=tmp_path,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
+    assert read_json(tmp_path / "reports/metrics/toy/ae+kmeans.json")["n_seeds"] == 2

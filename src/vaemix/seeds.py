@@ -91,28 +91,25 @@ def aggregate(per_seed: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _process_group() -> bool:
-    """Whether this process is one rank of a data-parallel run. A process group needs
-    torch; a stage that never imports it (the baselines) is alone and is spared the
-    seconds that importing torch costs."""
+def _group() -> Any:
+    """This process's rank in a data-parallel run (:class:`vaemix.distributed.Group`), or
+    None. A process group needs torch; a stage that never imports it (the baselines) is
+    alone, and is spared the seconds that importing torch costs."""
     if "torch" not in sys.modules:
-        return False
+        return None
     from vaemix import distributed
 
-    return distributed.current() is not None
+    return distributed.current()
 
 
 def _is_main() -> bool:
-    if not _process_group():
-        return True
-    from vaemix import distributed
-
-    return distributed.is_main()
+    group = _group()
+    return group is None or group.main
 
 
 def _agree(flag: bool) -> bool:
     """True only if ``flag`` holds on every rank (data-parallel runs)."""
-    if not _process_group():
+    if _group() is None:
         return flag
     import torch
 
