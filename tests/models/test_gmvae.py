@@ -179,6 +179,18 @@ def test_separates_blobs_and_uses_every_cluster(blob_data, method):
         assert samples.shape[0] == 5
 
 
+def test_spectral_consensus_start_separates_blobs(blob_data):
+    x_train, _, x_test, y_test, _, ae_path = blob_data
+    seed_everything(0)
+    options = {"head_hidden": [32], "kl_anneal_steps": 100,
+               "init_clusters": "spectral_consensus"}
+    model = build_model("concrete_gmvae", ModelSpec(**BLOB_SPEC, options=options))
+    model.initialise(x_train, seed=0, ae_checkpoint=ae_path)
+    fit(model, x_train, TrainConfig(epochs=10, batch_size=64, lr=3e-3, seed=0))
+    m = clustering_metrics(np.asarray(y_test), batched(model.predict_clusters, x_test).numpy())
+    assert m["acc"] >= 0.9 and m["n_clusters_used"] == 5, m
+
+
 def test_dpgmm_starts_from_a_trained_gmvae(blob_data, tmp_path):
     """init gmvae (Nagpal et al. 2019, third experiment): the GMVAE's trunk, decoder and
     likelihood are copied, the first DP-GMM is fitted on its latents, and the alternating

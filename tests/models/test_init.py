@@ -5,10 +5,13 @@ import numpy as np
 import pytest
 from sklearn.datasets import make_moons
 
+from vaemix.models import init
 from vaemix.models.init import (
+    CONSENSUS_NEIGHBOURS,
     MIN_VARIANCE,
     fit_mixture,
     mixture_from_labels,
+    most_agreeing,
     spectral_mixture,
 )
 
@@ -52,6 +55,47 @@ def test_spectral_clusters_a_subset_above_its_cap():
     for k in range(2):
         assert np.linalg.norm(mix.means - z[y == k].mean(0), axis=1).min() < 0.1
     assert mix.weights.sum() == pytest.approx(1.0)
+
+
+def test_most_agreeing_scores_by_hand():
+    """a and its relabelling b agree fully (NMI 1); c splits a's clusters in half, and with
+    equal-sized groups NMI(a, c) = 2 I / (H(a) + H(c)) = 2 ln 2 / (ln 2 + 2 ln 2) = 2/3."""
+    a = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    b = 1 - a
+    c = np.array([0, 0, 1, 1, 2, 2, 3, 3])
+    best, scores = most_agreeing([c, a, b])
+    np.testing.assert_allclose(scores, [2 / 3, (1 + 2 / 3) / 2, (1 + 2 / 3) / 2])
+    assert best == 1  # a tie between a and b goes to the first
+    with pytest.raises(ValueError, match="at least 2"):
+        most_agreeing([a])
+
+
+def test_consensus_keeps_the_neighbourhood_size_the_others_agree_with(monkeypatch):
+    """Four graph sizes give the two true groups, the first (k = 5) cuts across them: the
+    mixture is the moments of the agreeing partition, not of the odd one."""
+    rng = np.random.default_rng(0)
+    z = np.concatenate([rng.normal(-3, 1, (40, 2)), rng.normal(3, 1, (40, 2))])
+    truth = np.repeat([0, 1], 40)
+    odd = np.tile([0, 1], 40)
+    seen = []
+
+    def fake_spectral_labels(z, n_clusters, seed, n_neighbors, max_points):
+        seen.append(n_neighbors)
+        return z, odd if n_neighbors == 5 else truth
+
+    monkeypatch.setattr(init, "spectral_labels", fake_spectral_labels)
+    mix = fit_mixture(z, 2, seed=0, how="spectral_consensus")
+    assert seen == list(CONSENSUS_NEIGHBOURS)
+    expected = mixture_from_labels(z, truth, 2)
+    np.testing.assert_allclose(mix.means, expected.means)
+    np.testing.assert_allclose(mix.variances, expected.variances)
+
+
+def test_consensus_follows_two_moons():
+    z, y = make_moons(600, noise=0.05, random_state=0)
+    mix = fit_mixture(z, 2, seed=0, how="spectral_consensus")
+    for k in range(2):
+        assert np.linalg.norm(mix.means - z[y == k].mean(0), axis=1).min() < 0.01
 
 
 def test_unknown_method_is_named():

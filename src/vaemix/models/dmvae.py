@@ -41,10 +41,10 @@ other models' ``elbo`` (plugging in the one-hot argmax of q(c|x) instead would n
 Options (``train.dmvae`` in params.yaml), with defaults: ``tau_start`` 1.0, ``tau_end``
 0.1, ``tau_anneal_epochs`` 50, ``hard`` false, ``prior`` uniform | learned, ``init``
 ae | none (random start; on separated blobs it merges some clusters, so
-ae is the default), ``init_clusters`` gmm | spectral (init ae: how the first mixture is
-found on the AE's latents, see :mod:`vaemix.models.init`), ``mu_init_scale`` 1.0 (init
-none: mu_k ~ N(0, scale^2 I)), ``q_init_epochs`` (init ae: epochs fitting q(c|x) to the GMM
-responsibilities).
+ae is the default), ``init_clusters`` gmm | spectral | spectral_consensus (init ae: how
+the first mixture is found on the AE's latents, see :mod:`vaemix.models.init`),
+``mu_init_scale`` 1.0 (init none: mu_k ~ N(0, scale^2 I)), ``q_init_epochs`` (init ae:
+epochs fitting q(c|x) to the GMM responsibilities).
 """
 
 from __future__ import annotations

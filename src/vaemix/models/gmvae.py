@@ -32,8 +32,9 @@ networks and test-time code.
 
 Options (``train.gmvae``, shared by the family): ``head_hidden`` (sizes of the q(y|x) and
 q(z|x,y) layers), ``init`` ae | none (see :meth:`GMVAE.initialise`), ``q_init_epochs``,
-``init_posterior_var`` and ``init_clusters`` gmm | spectral (for init ae; GMVAE + DP-GMM
-always starts from its DP-GMM), ``prior_init_scale`` (init none: mu_y ~ N(0, scale^2 I)).
+``init_posterior_var`` and ``init_clusters`` gmm | spectral | spectral_consensus (for init
+ae; GMVAE + DP-GMM always starts from its DP-GMM), ``prior_init_scale`` (init none:
+mu_y ~ N(0, scale^2 I)).
 """
 
 from __future__ import annotations

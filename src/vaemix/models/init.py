@@ -8,7 +8,10 @@ How that first mixture is found is the option ``init_clusters`` of the methods t
 the latents (Ng, Jordan & Weiss 2002, the normalised Laplacian's leading eigenvectors) and
 takes each cluster's weight, mean and variance as the diagonal mixture. EM on Gaussians
 cuts the elongated, curved clusters an autoencoder's latent space holds; the graph follows
-them. Neither looks at a label.
+them. ``spectral_consensus`` removes the one free choice of ``spectral``, the graph's
+neighbourhood size: it clusters the graphs of several sizes and keeps the partition that
+agrees best with the others (Strehl & Ghosh 2002, the average-NMI criterion of cluster
+ensembles). None of them looks at a label.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from sklearn.cluster import SpectralClustering
+from sklearn.metrics import normalized_mutual_info_score
 from sklearn.mixture import GaussianMixture
 from torch import Tensor, nn
 
@@ -27,8 +31,10 @@ from vaemix.errors import DataError
 
 # Floor on the GMM's variances (in latent units squared), so log-variances stay finite.
 MIN_VARIANCE = 1e-4
-INIT_CLUSTERS = ("gmm", "spectral")  # the choices of the methods' option init_clusters
+# the choices of the methods' option init_clusters
+INIT_CLUSTERS = ("gmm", "spectral", "spectral_consensus")
 SPECTRAL_NEIGHBOURS = 10     # k of the k-nearest-neighbour graph
+CONSENSUS_NEIGHBOURS = (5, 10, 15, 20, 30)  # the graphs spectral_consensus clusters
 SPECTRAL_MAX_POINTS = 10000  # larger training sets: the graph of a seeded random subset
 
 
@@ -143,12 +149,44 @@ def spectral_mixture(
     return mixture_from_labels(z, labels, n_clusters)
 
 
+def most_agreeing(partitions: list[np.ndarray]) -> tuple[int, np.ndarray]:
+    """The index of the partition with the highest mean NMI to the others, and every
+    partition's mean NMI [P] (Strehl & Ghosh 2002: the average normalised mutual information
+    of a partition with an ensemble; here the choice is restricted to the ensemble's own
+    members). Ties go to the first."""
+    n = len(partitions)
+    if n < 2:
+        raise ValueError(f"need at least 2 partitions to compare, got {n}")
+    agreement = np.eye(n)
+    for i in range(n):
+        for j in range(i + 1, n):
+            agreement[i, j] = agreement[j, i] = normalized_mutual_info_score(
+                partitions[i], partitions[j])
+    mean_nmi = (agreement.sum(1) - 1.0) / (n - 1)
+    return int(np.argmax(mean_nmi)), mean_nmi
+
+
+def spectral_consensus_mixture(
+    z: np.ndarray, n_clusters: int, seed: int,
+    neighbours: tuple[int, ...] = CONSENSUS_NEIGHBOURS, max_points: int = SPECTRAL_MAX_POINTS,
+) -> MixtureInit:
+    """:func:`spectral_mixture` with the graph's neighbourhood size chosen without labels:
+    the spectral partition, among those of the k-NN graphs for each k in ``neighbours`` (on
+    the same seeded subset), that agrees best with the others (:func:`most_agreeing`)."""
+    partitions = [spectral_labels(z, n_clusters, seed, k, max_points) for k in neighbours]
+    best, _ = most_agreeing([labels for _, labels in partitions])
+    points, labels = partitions[best]
+    return mixture_from_labels(points, labels, n_clusters)
+
+
 def fit_mixture(z: np.ndarray, n_clusters: int, seed: int, how: str = "gmm") -> MixtureInit:
     """The first mixture on latents z [N, d]: ``how`` is one of INIT_CLUSTERS."""
     if how == "gmm":
         return fit_diag_gmm(z, n_clusters, seed)
     if how == "spectral":
         return spectral_mixture(z, n_clusters, seed)
+    if how == "spectral_consensus":
+        return spectral_consensus_mixture(z, n_clusters, seed)
     raise ValueError(f"init_clusters must be one of {INIT_CLUSTERS}, got {how!r}")
 
 
