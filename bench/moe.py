@@ -29,6 +29,7 @@ from pathlib import Path
 
 import torch
 import yaml
+from quality import parse_overrides, set_key  # bench/ is on sys.path when run as a script
 
 from vaemix.config import validate
 from vaemix.data import load_prepared, prepare_dataset
@@ -50,14 +51,6 @@ PROFILE = {
                                            "hidden": [64, 64]},
                                 "mnist": {"epochs": 20, "hidden": [256, 256]}},
 }
-
-
-def set_key(params: dict, key: str, value: object) -> None:
-    node = params
-    *parents, last = key.split(".")
-    for part in parents:
-        node = node[part]
-    node[last] = value
 
 
 def run_seed(params: dict, datasets: list[str], raw: Path, seed: int) -> list[dict]:
@@ -158,10 +151,7 @@ def main() -> None:
     params["datasets"] = list(args.datasets)
     params["latent_sweep"]["datasets"] = []  # the sweep is the pipeline's, not this table's
     params["latent_sweep"]["from_gmvae"] = []
-    overrides = dict(PROFILE)
-    for item in args.set:
-        key, value = item.split("=", 1)
-        overrides[key] = yaml.safe_load(value)
+    overrides = {**PROFILE, **parse_overrides(args.set)}  # --set wins over the profile
     for key, value in overrides.items():
         set_key(params, key, value)
     if args.gates:

@@ -100,6 +100,27 @@ def add_run_args(ap: argparse.ArgumentParser, name: str) -> None:
     ap.add_argument("--name", default=name, help="file stem of the outputs in --out")
 
 
+def set_key(params: dict, key: str, value: object) -> None:
+    """Set the dotted ``key`` of params; a missing level (e.g. per_dataset.mnist) is created."""
+    node = params
+    *parents, last = key.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = value
+
+
+def parse_overrides(items: list[str]) -> dict[str, object]:
+    """``--set KEY=YAML`` items, e.g. ``train.vade.epochs=50``, as {dotted key: value}."""
+    pairs = (item.split("=", 1) for item in items)
+    return {key: yaml.safe_load(value) for key, value in pairs}
+
+
+def apply_overrides(params: dict, items: list[str]) -> None:
+    """Apply ``--set KEY=YAML`` items to params (see :func:`set_key`)."""
+    for key, value in parse_overrides(items).items():
+        set_key(params, key, value)
+
+
 def bench_params(threads: int) -> dict:
     """params.yaml without the latent sweep (a pipeline matter), torch on ``threads``."""
     torch.set_num_threads(threads)
@@ -174,13 +195,7 @@ def main() -> None:
     params["datasets"] = list(args.datasets)
     params["latent_sweep"]["datasets"] = []  # the sweep is the pipeline's, not this table's
     params["latent_sweep"]["from_gmvae"] = []
-    for item in args.set:
-        key, value = item.split("=", 1)
-        node = params
-        *parents, last = key.split(".")
-        for part in parents:  # a missing level (e.g. per_dataset.mnist) is created
-            node = node.setdefault(part, {})
-        node[last] = yaml.safe_load(value)
+    apply_overrides(params, args.set)
     start = time.perf_counter()
     rows = []
     for seed in args.seeds:

@@ -28,8 +28,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
-from quality import ROOT, add_run_args, bench_params  # bench/ is on sys.path as a script
+from quality import (  # bench/ is on sys.path when run as a script
+    ROOT,
+    add_run_args,
+    apply_overrides,
+    bench_params,
+)
 
 from vaemix.baselines import load_latents
 from vaemix.config import validate
@@ -121,13 +125,7 @@ def main() -> None:
     add_run_args(ap, "spectral_starts")
     args = ap.parse_args()
     params = bench_params(args.threads)
-    for item in args.set:
-        key, value = item.split("=", 1)
-        node = params
-        *parents, last = key.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[last] = yaml.safe_load(value)
+    apply_overrides(params, args.set)
     start = time.perf_counter()
     rows = []
     with tempfile.TemporaryDirectory(prefix="vaemix-starts-") as scratch:
