@@ -4,6 +4,16 @@
 :func:`collect` reads ``reports/metrics/<dataset>/<method>.json`` for each of them (files
 of datasets or methods no longer in the params are stale and ignored) and
 :func:`write_summary` writes ``reports/summary.csv`` and ``reports/summary.md``.
+
+Collapse. A clustering that uses fewer than ``ceil(collapse_fraction * K)`` of its K
+clusters is collapsed (``collapsed`` in its metrics file, vaemix.metrics.mark_collapsed;
+over seeds, collapsed when any seed is). Every table marks such a run, "collapsed: 1 of
+10 clusters", and strikes its scores out instead of presenting them as a result
+(:func:`cluster_note`, :func:`result_text`). Metrics files written before the flag get it
+from ``n_clusters_used`` and K (:func:`collapse_of`). A run that learns its number of
+clusters (a DP-GMM: ``<encoder>+dpgmm`` and the ``gmvae_dpgmm`` family, :func:`learns_k`)
+is not judged against K: it shows its effective K, and counts as collapsed only when it
+uses a single cluster.
 """
 
 from __future__ import annotations
@@ -15,11 +25,13 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from vaemix.config import Params
 from vaemix.errors import DataError
 from vaemix.io import METRICS_ROOT, metrics_path, write_text
+from vaemix.metrics import min_clusters
 
 # The metric keys of the output contract, in table order.
 CONTRACT_KEYS = (
@@ -40,9 +52,14 @@ INT_KEYS = ("n_clusters_used", "epochs", "seed", "n_seeds")
 # Keys whose std over seeds is kept (``<key>_std`` columns; vaemix.seeds).
 STD_KEYS = ("acc", "nmi", "ari", "completeness", "n_clusters_used", "test_recon_ll", "elbo",
             "test_mse", "train_seconds")
-COLUMNS = ("dataset", "method", "kind", *CONTRACT_KEYS, "n_seeds",
-           *(f"{k}_std" for k in STD_KEYS))
+# Whether a clustering collapsed, and what it is judged against (see the module docstring).
+COLLAPSE_KEYS = ("n_clusters_expected", "n_seeds_collapsed", "n_components_effective")
+COLUMNS = ("dataset", "method", "kind", "collapsed", *CONTRACT_KEYS, *COLLAPSE_KEYS,
+           "n_seeds", *(f"{k}_std" for k in STD_KEYS))
 KINDS = ("encoder", "baseline", "mixture", "moe")
+# Scores of a run's quality: struck out, never shown as a result, when the run collapsed.
+RESULT_KEYS = ("acc", "nmi", "ari", "completeness", "test_recon_ll", "elbo", "test_mse")
+DEFAULT_COLLAPSE_FRACTION = 0.5  # params' collapse_fraction when the params lack it
 
 
 def moe_methods(params: Params, dataset: str) -> list[str]:
@@ -101,10 +118,69 @@ def method_kind(method: str, params: Params) -> str:
     return "mixture"
 
 
+def learns_k(method: str) -> bool:
+    """True for a clustering that learns its number of clusters (a DP-GMM): the
+    ``<encoder>+dpgmm`` baselines and the ``gmvae_dpgmm`` family, sweep runs included."""
+    if "+" in method:
+        return method.rsplit("+", 1)[1] == "dpgmm"
+    return method.startswith("gmvae_dpgmm")
+
+
+def collapse_fraction(params: Params) -> float:
+    return float(params.get("collapse_fraction", DEFAULT_COLLAPSE_FRACTION))
+
+
+def n_clusters_of(params: Params, dataset: str) -> int | None:
+    """K of ``dataset`` (``model.<dataset>.n_clusters``), None when the params lack it."""
+    k = ((params.get("model") or {}).get(dataset) or {}).get("n_clusters")
+    return int(k) if isinstance(k, int | float) and not isinstance(k, bool) else None
+
+
+def collapse_of(
+    metrics: dict[str, Any], method: str, n_clusters: int | None, fraction: float
+) -> tuple[bool | None, int | None]:
+    """(collapsed, number of seeds collapsed) of one metrics file; (None, None) for a run
+    that is not a clustering or whose collapse cannot be judged (no K).
+
+    The file's own ``collapsed`` is used when present; files written before it get the
+    flag from each seed's ``n_clusters_used`` (``per_seed``) or the run's. A run that
+    learns K (:func:`learns_k`) is collapsed only where it uses a single cluster.
+    """
+    per_seed = metrics.get("per_seed") if isinstance(metrics.get("per_seed"), dict) else {}
+    used = [_number(s.get("n_clusters_used")) for s in per_seed.values() if isinstance(s, dict)]
+    used = [u for u in used if not math.isnan(u)] or [_number(metrics.get("n_clusters_used"))]
+    used = [u for u in used if not math.isnan(u)]
+    k = expected_clusters(metrics, n_clusters)
+    flag, judged_on = metrics.get("collapsed"), _number(metrics.get("n_clusters_expected"))
+    if (not learns_k(method) and isinstance(flag, bool)
+            and (math.isnan(judged_on) or judged_on == k)):  # not a MoE judged on K
+        n = _number(metrics.get("n_seeds_collapsed"))
+        return flag, int(flag) if math.isnan(n) else int(n)
+    if not used or (k is None and not learns_k(method)):
+        return None, None
+    least = 2 if learns_k(method) else min_clusters(int(k), fraction)
+    n = sum(u < least for u in used)
+    return n > 0, n
+
+
+def expected_clusters(metrics: dict[str, Any], n_clusters: int | None) -> float | None:
+    """K a run is judged against: a mixture of experts' ``n_experts``, else the file's
+    ``n_clusters_expected``, else ``n_clusters`` (the dataset's K); None when unknown."""
+    for key in ("n_experts", "n_clusters_expected"):
+        k = _number(metrics.get(key))
+        if not math.isnan(k):
+            return k
+    return None if n_clusters is None else float(n_clusters)
+
+
 def _number(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return math.nan
     return float(value)
+
+
+def _float(value: float | None) -> float:
+    return math.nan if value is None else float(value)
 
 
 def read_metrics(path: str | os.PathLike) -> dict[str, Any]:
@@ -134,14 +210,22 @@ def collect(params: Params, root: str | os.PathLike = METRICS_ROOT) -> pd.DataFr
         row: dict[str, Any] = {"dataset": ds, "method": method,
                                "kind": method_kind(method, params)}
         row.update({k: _number(metrics.get(k)) for k in CONTRACT_KEYS})
+        row.update({k: _number(metrics.get(k)) for k in COLLAPSE_KEYS})
+        k = n_clusters_of(params, ds)
+        if not learns_k(method):
+            row["n_clusters_expected"] = _float(expected_clusters(metrics, k))
+        collapsed, n_collapsed = collapse_of(metrics, method, k, collapse_fraction(params))
+        row["collapsed"] = pd.NA if collapsed is None else collapsed
+        row["n_seeds_collapsed"] = math.nan if n_collapsed is None else float(n_collapsed)
         row["n_seeds"] = _number(metrics.get("n_seeds", 1))
         std = metrics.get("std") if isinstance(metrics.get("std"), dict) else {}
         row.update({f"{k}_std": _number(std.get(k)) for k in STD_KEYS})
         rows.append(row)
     df = pd.DataFrame(rows, columns=list(COLUMNS))
-    for key in COLUMNS[3:]:
+    for key in COLUMNS[4:]:
         df[key] = df[key].astype("float64")
-    for key in INT_KEYS:
+    df["collapsed"] = df["collapsed"].astype("boolean")
+    for key in (*INT_KEYS, *COLLAPSE_KEYS):
         col = df[key]
         present = col.dropna()
         if (present == present.round()).all():
@@ -149,10 +233,78 @@ def collect(params: Params, root: str | os.PathLike = METRICS_ROOT) -> pd.DataFr
     return df
 
 
+def fill_collapse(df: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """A summary frame (e.g. ``reports/summary.csv`` read back) with the collapse columns,
+    filled where absent from ``n_clusters_used`` and K, as :func:`collapse_of` does for a
+    metrics file (summaries written before the flag have no such columns)."""
+    df = df.copy()
+    for key in ("collapsed", "n_clusters_used", *COLLAPSE_KEYS, "n_seeds"):
+        if key not in df.columns:
+            df[key] = pd.NA if key == "collapsed" else math.nan
+    flags = []
+    for _, row in df.iterrows():
+        flag = row["collapsed"]
+        if isinstance(flag, str):  # a CSV column with blanks reads back as text
+            flag = {"true": True, "false": False}.get(flag.strip().lower(), pd.NA)
+        if pd.isna(flag):
+            metrics = {k: row[k] for k in ("n_clusters_used", "n_clusters_expected")
+                       if k in row and not pd.isna(row[k])}
+            flag, _ = collapse_of(metrics, str(row["method"]),
+                                  n_clusters_of(params, str(row["dataset"])),
+                                  collapse_fraction(params))
+        flags.append(pd.NA if flag is None or flag is pd.NA else bool(flag))
+    df["collapsed"] = pd.array(flags, dtype="boolean")
+    k = df["dataset"].astype(str).map(lambda ds: _float(n_clusters_of(params, ds)))
+    fill = (df["n_clusters_expected"].isna() & df["n_clusters_used"].notna()
+            & ~df["method"].astype(str).map(learns_k))
+    df.loc[fill, "n_clusters_expected"] = k[fill]
+    return df
+
+
+def is_collapsed(row: Any) -> bool:
+    """Whether a summary row (a Series or dict) is a collapsed run."""
+    flag = row.get("collapsed")
+    return flag is True or (isinstance(flag, bool | np.bool_) and bool(flag))
+
+
+def _count(value: Any) -> str:
+    value = float(value)
+    return str(int(value)) if value == round(value) else f"{value:.1f}"
+
+
+def cluster_note(row: Any) -> str:
+    """How many clusters a summary row uses, for the tables: ``collapsed: 1 of 10
+    clusters`` (``collapsed in 1 of 3 seeds: 4.7 of 10 clusters`` when some seeds held;
+    the count is the mean over seeds), ``effective K 7`` for a run that learns K, ``9 of
+    10`` otherwise; empty for a run that is not a clustering."""
+    used, k = row.get("n_clusters_used"), row.get("n_clusters_expected")
+    if used is None or pd.isna(used):
+        return "collapsed" if is_collapsed(row) else ""
+    method = str(row.get("method", ""))
+    of = "" if learns_k(method) or k is None or pd.isna(k) else f" of {_count(k)}"
+    if is_collapsed(row):
+        n, seeds = row.get("n_seeds_collapsed"), row.get("n_seeds")
+        some = (n is not None and seeds is not None and not pd.isna(n) and not pd.isna(seeds)
+                and 0 < float(n) < float(seeds))
+        where = f" in {_count(n)} of {_count(seeds)} seeds" if some else ""
+        noun = "cluster" if float(used) == 1 and not of else "clusters"
+        return f"collapsed{where}: {_count(used)}{of} {noun}"
+    if learns_k(method):
+        eff = row.get("n_components_effective")
+        eff = used if eff is None or pd.isna(eff) else eff
+        return f"effective K {_count(eff)}"
+    return f"{_count(used)}{of}"
+
+
+def result_text(text: str, collapsed: bool) -> str:
+    """A score as shown in a table: struck out (``~~0.115~~``) for a collapsed run."""
+    return f"~~{text}~~" if collapsed and text else text
+
+
 def _fmt(value: Any, key: str) -> str:
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return ""
-    if key in INT_KEYS and float(value) == round(float(value)):
+    if key in (*INT_KEYS, *COLLAPSE_KEYS) and float(value) == round(float(value)):
         return str(int(value))
     return f"{float(value):.3f}"
 
@@ -168,17 +320,22 @@ def _fmt_std(row: pd.Series, key: str) -> str:
 
 def summary_markdown(df: pd.DataFrame) -> str:
     """A markdown table per dataset; numbers to 3 decimals (mean ± std over seeds), blank
-    where absent."""
-    header = ["method", "kind", *CONTRACT_KEYS, "n_seeds"]
+    where absent. The ``clusters`` column says how many clusters a run uses
+    (:func:`cluster_note`); a collapsed run's scores are struck out."""
+    header = ["method", "kind", "clusters", *CONTRACT_KEYS, "n_seeds"]
     lines = ["# Summary", "",
              "Test-split metrics per (dataset, method), mean ± std over the seeds; blank = "
-             "not defined for that method.", ""]
+             "not defined for that method. A run marked **collapsed** uses too few of its "
+             "clusters; its scores are struck out: they are not a result.", ""]
     for ds in dict.fromkeys(df["dataset"]):
         lines += [f"## {ds}", "", "| " + " | ".join(header) + " |",
-                  "|" + "|".join(["---"] * 2 + ["---:"] * (len(CONTRACT_KEYS) + 1)) + "|"]
+                  "|" + "|".join(["---"] * 3 + ["---:"] * (len(CONTRACT_KEYS) + 1)) + "|"]
         for _, row in df[df["dataset"] == ds].iterrows():
-            cells = [str(row["method"]), str(row["kind"])]
-            cells += [_fmt_std(row, k) for k in CONTRACT_KEYS]
+            collapsed = is_collapsed(row)
+            note = cluster_note(row)
+            cells = [str(row["method"]), str(row["kind"]), f"**{note}**" if collapsed else note]
+            cells += [result_text(_fmt_std(row, k), collapsed and k in RESULT_KEYS)
+                      for k in CONTRACT_KEYS]
             cells.append(_fmt(row["n_seeds"], "n_seeds"))
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
