@@ -15,6 +15,11 @@ evaluate stage's gathering of every metrics file) and writes
 Every cell of ours is a number or "not run: <why>". Nothing in these files is written by
 hand. Our numbers are the mean ± std over the ``seeds`` of params.yaml (vaemix.seeds);
 the std is left out when a run has one seed.
+
+A collapsed run (too few of its K clusters used; vaemix.summary) is never shown as a
+result: its cells read "collapsed: 1 of 10 clusters (~~0.115~~)" (the headline: a
+``clusters`` column and the scores struck out), and a "does it hold?" line that needs it
+says it cannot be judged instead of answering yes or no.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from vaemix.config import SWEEP_VARIANTS, Params, resolve_device
 from vaemix.io import write_text
 from vaemix.moe_report import moe_table_markdown
 from vaemix.seeds import seeds_of
+from vaemix.summary import RESULT_KEYS, cluster_note, fill_collapse, is_collapsed, result_text
 
 # Collier & Urdiales 2019, Table 1: test E_q[ln p(x|y,z)] and training hours, mean ± std of
 # 11 runs on one V100 (binarised MNIST; CIFAR-100 on the 20 coarse classes).
@@ -89,7 +95,31 @@ class Results:
     a number is missing."""
 
     def __init__(self, df: pd.DataFrame, params: Params) -> None:
-        self.df, self.params = df, params
+        self.df, self.params = fill_collapse(df, params), params
+
+    def _row(self, dataset: str, method: str) -> pd.Series | None:
+        rows = self.df[(self.df["dataset"] == dataset) & (self.df["method"] == method)]
+        return None if rows.empty else rows.iloc[0]
+
+    def collapsed(self, dataset: str, method: str) -> bool:
+        row = self._row(dataset, method)
+        return row is not None and is_collapsed(row)
+
+    def clusters(self, dataset: str, method: str) -> str:
+        """How many clusters the run uses (vaemix.summary.cluster_note), "" if none."""
+        row = self._row(dataset, method)
+        return "" if row is None else cluster_note(row)
+
+    def unjudged(self, dataset: str, methods: list[str]) -> str | None:
+        """None when none of ``methods`` collapsed on ``dataset``, else the verdict that
+        replaces yes/no: "cannot be judged, the runs collapsed: gmvae (1 of 10 clusters),
+        ..."."""
+        down = [m for m in methods if self.collapsed(dataset, m)]
+        if not down:
+            return None
+        how = {m: self.clusters(dataset, m).removeprefix("collapsed").lstrip(": ") for m in down}
+        which = ", ".join(f"{m} ({how[m]})" for m in down)
+        return f"cannot be judged, the run{'s' * (len(down) > 1)} collapsed: {which}"
 
     def why_missing(self, dataset: str, method: str) -> str:
         if dataset not in self.params["datasets"]:
@@ -109,14 +139,20 @@ class Results:
         return value if math.isfinite(value) else None
 
     def cell(self, dataset: str, method: str, key: str, fmt: str = "{:.3f}",
-             scale: float = 1.0) -> str:
-        """``mean ± std`` over seeds (the mean alone for one seed), or why it is missing."""
+             scale: float = 1.0, mark: bool = True) -> str:
+        """``mean ± std`` over seeds (the mean alone for one seed), or why it is missing.
+        A collapsed run's number is struck out, after "collapsed: k of K clusters" when
+        ``mark`` (tables without a column that says so)."""
         value = self.get(dataset, method, key)
         if value is None:
             return self.why_missing(dataset, method)
         text = fmt.format(value * scale)
         std = self.get(dataset, method, f"{key}_std")
-        return text if std is None else f"{text} ± {fmt.format(std * scale)}"
+        text = text if std is None else f"{text} ± {fmt.format(std * scale)}"
+        if not self.collapsed(dataset, method):
+            return text
+        return f"{self.clusters(dataset, method)} ({result_text(text, True)})" if mark else (
+            result_text(text, key in RESULT_KEYS))
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -131,10 +167,12 @@ def headline(res: Results) -> tuple[str, list[str]]:
                              key=list(res.df["method"]).index):
             if method.startswith("moe_"):
                 continue
-            rows.append([ds, method] + [  # n/a: not defined for it (e.g. ACC of an AE)
-                "n/a" if res.get(ds, method, k) is None else res.cell(ds, method, k)
-                for k in HEADLINE_KEYS] + [res.cell(ds, method, "n_seeds", "{:.0f}")])
-    return _table(["dataset", "method", *HEADLINE_KEYS, "seeds"], rows), []
+            note = res.clusters(ds, method) or "n/a"
+            rows.append([ds, method, f"**{note}**" if res.collapsed(ds, method) else note] + [
+                # n/a: not defined for it (e.g. ACC of an AE)
+                "n/a" if res.get(ds, method, k) is None else res.cell(ds, method, k, mark=False)
+                for k in HEADLINE_KEYS] + [res.cell(ds, method, "n_seeds", "{:.0f}", mark=False)])
+    return _table(["dataset", "method", "clusters", *HEADLINE_KEYS, "seeds"], rows), []
 
 
 def collier_table1(res: Results) -> tuple[str, list[str]]:
@@ -148,8 +186,11 @@ def collier_table1(res: Results) -> tuple[str, list[str]]:
                     f"{hours:.2f} ± {hours_sd:.2f}"]
         rows.append(row)
         g, c = (res.get(ds, m, "test_recon_ll") for m in ("gmvae", "concrete_gmvae"))
+        unjudged = res.unjudged(ds, ["gmvae", "concrete_gmvae"])
         if g is None or c is None:
             verdicts.append(f"{ds}: Concrete within 1 nat of GMVAE: not run")
+        elif unjudged:
+            verdicts.append(f"{ds}: Concrete within 1 nat of GMVAE: {unjudged}")
         else:
             verdicts.append(f"{ds}: Concrete within 1 nat of GMVAE: "
                             f"{'yes' if abs(g - c) <= 1 else 'no'}, {abs(g - c):.2f} nats "
@@ -158,6 +199,8 @@ def collier_table1(res: Results) -> tuple[str, list[str]]:
         paper = pub["gmvae"][1][0] / pub["concrete_gmvae"][1][0]
         if tg is None or tc is None or tc <= 0:
             verdicts.append(f"{ds}: Concrete trains faster than GMVAE: not run")
+        elif unjudged:
+            verdicts.append(f"{ds}: Concrete trains faster than GMVAE: {unjudged}")
         else:
             verdicts.append(f"{ds}: Concrete trains faster than GMVAE: "
                             f"{'yes' if tg > tc else 'no'}, {tg / tc:.1f}× (paper: {paper:.1f}×)")
@@ -196,8 +239,15 @@ def _nagpal_run(res: Results, name: str, dim: int) -> tuple[str | None, str]:
     return None, f"not run: {base}{suffix} is not in the latent sweep's params"
 
 
+def _left_out(collapsed: list[tuple[str, int]]) -> str:
+    """The runs a verdict leaves out because they collapsed, as a clause to append."""
+    if not collapsed:
+        return ""
+    return "; left out, collapsed: " + ", ".join(f"{n} at Z = {d}" for n, d in collapsed)
+
+
 def nagpal_table2(res: Results) -> tuple[str, list[str]]:
-    rows, nmi = [], {}
+    rows, nmi, collapsed = [], {}, []
     for name in NAGPAL_RUNS:
         published = NAGPAL_TABLE2.get(name)
         for i, dim in enumerate(NAGPAL_DIMS):
@@ -206,7 +256,10 @@ def nagpal_table2(res: Results) -> tuple[str, list[str]]:
                 ours = [why, why]
             else:
                 ours = [res.cell("mnist", run, "completeness"), res.cell("mnist", run, "nmi")]
-                nmi[name, dim] = res.get("mnist", run, "nmi")
+                if res.collapsed("mnist", run):  # never a result a verdict rests on
+                    collapsed.append((name, dim))
+                else:
+                    nmi[name, dim] = res.get("mnist", run, "nmi")
             paper = ([f"{published[i][0]:.2f}", f"{published[i][1]:.2f}"] if published
                      else ["n/a", "n/a"])
             rows.append([name, str(dim), *ours, *paper])
@@ -214,24 +267,32 @@ def nagpal_table2(res: Results) -> tuple[str, list[str]]:
     below = [(alt, nmi.get(("GMVAE+DP-GMM", dim))) for (name, dim), alt in nmi.items()
              if name.startswith("Proposed network")]
     below = [(a, b) for a, b in below if a is not None and b is not None]
+    pairs = [(n, d) for n, d in collapsed
+             if n.startswith("Proposed network") or n == "GMVAE+DP-GMM"]
     if below:
         n_yes = sum(a < b for a, b in below)
         verdicts.append(f"The alternating network stays below GMVAE + DP-GMM (NMI): "
                         f"{'yes' if n_yes == len(below) else 'no'}, in {n_yes} of "
-                        f"{len(below)} (variant, Z) pairs")
+                        f"{len(below)} (variant, Z) pairs" + _left_out(pairs))
+    elif pairs:
+        verdicts.append("The alternating network stays below GMVAE + DP-GMM (NMI): cannot be "
+                        "judged, the runs collapsed: "
+                        + ", ".join(f"{n} at Z = {d}" for n, d in pairs))
     else:
         verdicts.append("The alternating network stays below GMVAE + DP-GMM: not run")
     scored = {k: v for k, v in nmi.items() if v is not None and k[0] in NAGPAL_TABLE2}
+    left_out = _left_out([(n, d) for n, d in collapsed if n in NAGPAL_TABLE2])
     if len({d for _, d in scored}) > 1:
         (best_name, best_dim), best = max(scored.items(), key=lambda kv: kv[1])
         verdicts.append(f"VAE+GMM at Z = 16 is the best of all (NMI): "
                         f"{'yes' if (best_name, best_dim) == ('VAE+GMM', 16) else 'no'}, "
-                        f"the best is {best_name} at Z = {best_dim} ({best:.3f})")
+                        f"the best is {best_name} at Z = {best_dim} ({best:.3f})" + left_out)
         at64 = [n for n in {n for n, _ in scored}
                 if max((v, d) for (m, d), v in scored.items() if m == n)[1] == 64]
         verdicts.append(f"Z = 64 gives no model its best score (NMI): "
                         f"{'yes' if not at64 else 'no'}"
-                        + (f", best at 64: {', '.join(sorted(at64))}" if at64 else ""))
+                        + (f", best at 64: {', '.join(sorted(at64))}" if at64 else "")
+                        + left_out)
     else:
         verdicts.append("VAE+GMM at Z = 16 is the best of all; Z = 64 never the best: not run "
                         "(one latent dim)")
@@ -253,8 +314,11 @@ def nagpal_table1(res: Results) -> tuple[str, list[str]]:
                 ours.append("1" if found else why)
                 continue
             found, why = _nagpal_run(res, name, dim)
-            ours.append(why if found is None else
-                        res.cell("mnist", found, "n_clusters_used", "{:.1f}"))
+            if found is not None and (res.collapsed("mnist", found) or "DP-GMM" in model):
+                ours.append(res.clusters("mnist", found) or res.why_missing("mnist", found))
+            else:
+                ours.append(why if found is None else
+                            res.cell("mnist", found, "n_clusters_used", "{:.1f}"))
         rows.append([network, model, "8, 10, 16, 64", components, *ours])
     header = ["network", "model", "latent dims (paper)", "components (paper)",
               *(f"clusters used, Z = {d} (ours)" for d in NAGPAL_DIMS)]
@@ -270,6 +334,10 @@ def singh_table1(res: Results, metrics_root: Path) -> tuple[str, list[str]]:
         dv = {d: res.get(ds, f"moe_dvmoe_z{d}", "test_mse") for d in dims}
         if deep is None or not dv or None in dv.values():
             verdicts.append(f"{ds}: DVMoE below DeepMoE at every latent dim: not run")
+            continue
+        unjudged = res.unjudged(ds, ["moe_deepmoe_z0", *(f"moe_dvmoe_z{d}" for d in dims)])
+        if unjudged:
+            verdicts.append(f"{ds}: DVMoE below DeepMoE at every latent dim: {unjudged}")
             continue
         worst = max(dv, key=lambda d: dv[d])
         verdicts.append(f"{ds}: DVMoE below DeepMoE at every latent dim (test MSE): "
@@ -312,21 +380,30 @@ def singh_vade_vs_dmvae(res: Results, curves_root: Path) -> tuple[str, list[str]
         conv = {m: epochs_to_converge(curves_root / ds / m) for m in ("vade", "dmvae")}
         row = [ds]
         for m in ("vade", "dmvae"):
-            row += [res.why_missing(ds, m) if per_epoch[m] is None else f"{per_epoch[m]:.2f}",
+            # a collapsed run's numbers: struck out, after how many clusters it used
+            ours = (res.clusters(ds, m) + " (~~{}~~)" if res.collapsed(ds, m) else "{}").format
+            row += [res.why_missing(ds, m) if per_epoch[m] is None
+                    else ours(f"{per_epoch[m]:.2f}"),
                     f"{SINGH_SECONDS_PER_EPOCH[m]:.1f}",
-                    (f"{sum(conv[m]) / len(conv[m]):.1f} of {epochs[m]:.0f}" if conv[m]
+                    (ours(f"{sum(conv[m]) / len(conv[m]):.1f} of {epochs[m]:.0f}") if conv[m]
                      else res.why_missing(ds, m)),
                     SINGH_EPOCHS_TO_CONVERGE[m]]
         rows.append(row)
         v, d = per_epoch["vade"], per_epoch["dmvae"]
         paper = SINGH_SECONDS_PER_EPOCH["vade"] / SINGH_SECONDS_PER_EPOCH["dmvae"]
+        unjudged = res.unjudged(ds, ["vade", "dmvae"])
         if v is None or d is None or d <= 0:
             verdicts.append(f"{ds}: DMVAE takes less time per epoch than VaDE: not run")
+        elif unjudged:
+            verdicts.append(f"{ds}: DMVAE takes less time per epoch than VaDE: {unjudged}")
         else:
             verdicts.append(f"{ds}: DMVAE takes less time per epoch than VaDE: "
                             f"{'yes' if d < v else 'no'}, VaDE/DMVAE = {v / d:.2f}× "
                             f"(paper: {paper:.1f}×)")
-        if conv["vade"] and conv["dmvae"]:
+        if conv["vade"] and conv["dmvae"] and unjudged:
+            verdicts.append(f"{ds}: DMVAE's clustering stops improving in fewer epochs than "
+                            f"VaDE's: {unjudged}")
+        elif conv["vade"] and conv["dmvae"]:
             cv, cd = (sum(conv[m]) / len(conv[m]) for m in ("vade", "dmvae"))
             verdicts.append(f"{ds}: DMVAE's clustering stops improving in fewer epochs than "
                             f"VaDE's: {'yes' if cd < cv else 'no'}, {cd:.1f} vs {cv:.1f} "
@@ -355,26 +432,58 @@ def _git_commit(root: Path) -> str:
     return out.stdout.strip() if out.returncode == 0 else "unknown (not a git checkout)"
 
 
-def _figures(params: Params, figures: Path, root: Path) -> list[str]:
+def _figures(res: Results, figures: Path) -> list[str]:
+    """The README's figures: per dataset the summaries, each mixture model's samples,
+    latents and curves (a collapsed run's under a line that says so) and the MoE fits,
+    linked as ``figures/<dataset>/<name>.png`` where ``figures`` holds them (the report
+    stage publishes the linked ones into reports/figures/, vaemix.report)."""
     lines = []
-    for ds in params["datasets"]:
-        shown = []
-        for method in params["methods"]:
-            for kind in ("samples", "latents", "curves"):
-                path = figures / ds / f"{method}_{kind}.png"
-                if path.is_file():
-                    shown.append(f"![{ds} {method} {kind}]({path.relative_to(root / 'reports')})")
-        for path in sorted((figures / ds).glob("moe_*.png")):
-            shown.append(f"![{ds} {path.stem}]({path.relative_to(root / 'reports')})")
+    for ds in res.params["datasets"]:
+        names = ["summary_main", "summary_sweep"]
+        names += [f"{m}_{kind}" for m in res.params["methods"]
+                  for kind in ("samples", "latents", "curves")]
+        names += ["moe_mse_vs_latent_dim", *sorted(p.stem for p in (figures / ds).glob(
+            "moe_*_fit.png"))]
+        shown, warned = [], set()
+        for name in names:
+            if not (figures / ds / f"{name}.png").is_file():
+                continue
+            method = name.rsplit("_", 1)[0]
+            if method in res.params["methods"] and res.collapsed(ds, method) and (
+                    method not in warned):
+                warned.add(method)
+                shown += [f"**{method}: {res.clusters(ds, method)}**: its figures show a "
+                          "collapsed run, not a result.", ""]
+            shown += [f"![{ds} {name.replace('_', ' ')}](figures/{ds}/{name}.png)", ""]
         if shown:
-            lines += [f"### {ds}", "", *shown, ""]
+            lines += [f"### {ds}", "", *shown]
     return lines
 
 
-def write_report(params: Params, root: str | os.PathLike = ".") -> list[Path]:
-    """Write the tables and ``reports/README.md``; return the paths written."""
+def _collapsed_runs(res: Results) -> list[str]:
+    """The README's list of collapsed runs (every table marks them too)."""
+    fraction = float(res.params.get("collapse_fraction", 0.5))
+    down = [f"- {ds}/{m}: {res.clusters(ds, m)}"
+            for ds, m in zip(res.df["dataset"], res.df["method"], strict=True)
+            if res.collapsed(ds, m)]
+    rule = (f"A clustering that uses fewer than ceil({fraction:g} × K) of its K clusters "
+            "(`collapse_fraction`) is collapsed: its numbers are struck out in every table "
+            "and no \"does it hold?\" line rests on it. The DP-GMM runs (`*+dpgmm`, "
+            "`gmvae_dpgmm*`) learn their K: they show their effective K, and count as "
+            "collapsed only with a single cluster.")
+    if not down:
+        return ["## Collapsed runs", "", "None. " + rule, ""]
+    return ["## Collapsed runs", "", rule, "", *down, ""]
+
+
+def write_report(params: Params, root: str | os.PathLike = ".",
+                 figures: str | os.PathLike | None = None) -> list[Path]:
+    """Write the tables and ``reports/README.md``, which links the figures found in
+    ``figures`` (default ``<root>/figures``, the report stage's full set) as
+    ``figures/...``; return the paths written."""
     root = Path(root)
     reports = root / "reports"
+    figures = root / "figures" if figures is None else Path(figures)
     res = Results(pd.read_csv(reports / "summary.csv"), params)
     builders: dict[str, Callable[[], tuple[str, list[str]]]] = {
         "headline": lambda: headline(res),
@@ -412,6 +521,7 @@ def write_report(params: Params, root: str | os.PathLike = ".") -> list[Path]:
         "",
         "Generated by the `report` stage of `dvc repro`; do not edit.",
         "",
+        f"- profile: **{params.get('profile', 'full')}** (`profile` in params.yaml)",
         f"- commit: `{_git_commit(root)}`; params.yaml sha256: `{digest}`",
         f"- device: {resolve_device(params['device']).type}; precision: "
         f"{params.get('precision', 'fp32')}",
@@ -421,7 +531,7 @@ def write_report(params: Params, root: str | os.PathLike = ".") -> list[Path]:
         f"{params['budget']['max_train']}, max_test {params['budget']['max_test']}",
         "",
     ]
-    figures = ["## Figures", "", *_figures(params, reports / "figures", root)]
+    shown = ["## Figures", "", *_figures(res, figures)]
     readme = reports / "README.md"
-    write_text(readme, "\n".join(header + sections + figures) + "\n")
+    write_text(readme, "\n".join(header + _collapsed_runs(res) + sections + shown) + "\n")
     return [*written, readme]
