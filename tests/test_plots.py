@@ -5,14 +5,22 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib.image as mpimg
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from vaemix import plots
 from vaemix.errors import DataError
-from vaemix.io import save_npz
-from vaemix.report import build_figures
+from vaemix.io import save_figure, save_npz
+from vaemix.report import (
+    build_figures,
+    linked_figures,
+    main_runs,
+    publish_figures,
+    sweep_runs,
+)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -165,18 +173,90 @@ def test_plot_samples_per_cluster(tmp_path, kind):
     assert_png(out)
 
 
-def test_plot_metric_bars(tmp_path):
-    df = pd.DataFrame({
-        "dataset": ["mnist", "mnist", "mnist", "spiral"],
-        "method": ["vae", "vae+gmm", "ae+kmeans", "vae"],
-        "kind": ["encoder", "baseline", "baseline", "encoder"],
-        "acc": [np.nan, 0.8, 0.7, np.nan],
-    })
-    out = tmp_path / "bars.png"
-    plots.plot_metric_bars(df, "acc", out)
-    assert_png(out)
-    plots.plot_metric_bars(df, "nmi", tmp_path / "missing_metric.png")
-    assert_png(tmp_path / "missing_metric.png")
+def summary_rows() -> pd.DataFrame:
+    """A summary of mnist (K = 10): main runs, a collapsed one, a DP-GMM, sweep runs, an
+    encoder and a MoE run."""
+    rows = [("ae", "encoder", None, None), ("vade", "mixture", 0.7, 10),
+            ("gmvae", "mixture", 0.115, 1), ("gmvae_dpgmm", "mixture", 0.5, 4),
+            ("vae+gmm", "baseline", 0.6, 10), ("vae+dpgmm", "baseline", 0.55, 12),
+            ("vae_z8+gmm", "baseline", 0.58, 10), ("vae_z16+gmm", "baseline", 0.62, 10),
+            ("gmvae_z8", "mixture", 0.64, 10), ("gmvae_z16", "mixture", 0.11, 1),
+            ("moe_dvmoe_z2", "moe", 0.3, 10)]
+    df = pd.DataFrame(rows, columns=["method", "kind", "acc", "n_clusters_used"])
+    return df.assign(dataset="mnist", nmi=df["acc"] - 0.1, acc_std=0.01,
+                     n_components_effective=df["n_clusters_used"])
+
+
+PARAMS = {"model": {"mnist": {"n_clusters": 10}}, "collapse_fraction": 0.5}
+
+
+def test_main_runs_are_the_clusterings_outside_the_sweep():
+    main = main_runs(summary_rows(), PARAMS, "mnist").set_index("method")
+    assert list(main.index) == ["vade", "gmvae", "gmvae_dpgmm", "vae+gmm", "vae+dpgmm"]
+    assert main.loc["gmvae", "note"] == "collapsed: 1 of 10 clusters"
+    assert bool(main.loc["gmvae", "collapsed"]) and not bool(main.loc["vade", "collapsed"])
+    assert main.loc["gmvae_dpgmm", "note"] == "effective K 4"  # not judged against K
+    assert main.loc["vae+dpgmm", "note"] == "effective K 12"
+    assert main.loc["vade", "note"] == ""
+
+
+def test_sweep_runs_by_latent_dim():
+    sweep = sweep_runs(summary_rows(), PARAMS, "mnist")
+    assert list(zip(sweep["run"], sweep["dim"], sweep["group"], strict=True)) == [
+        ("vae+gmm", 8, "baselines on latents"), ("vae+gmm", 16, "baselines on latents"),
+        ("gmvae", 8, "mixture models"), ("gmvae", 16, "mixture models")]
+    assert list(sweep["collapsed"]) == [False, False, False, True]
+
+
+def test_plot_run_bars_and_sweep(tmp_path):
+    main = main_runs(summary_rows(), PARAMS, "mnist")
+    plots.plot_run_bars(main, ("acc", "nmi"), tmp_path / "main.png", title="main")
+    img = assert_png(tmp_path / "main.png")
+    assert img.shape[0] < img.shape[1]  # five rows: a short, wide figure
+    plots.plot_run_bars(main, ("acc", "nmi"), tmp_path / "again.png", title="main")
+    assert (tmp_path / "main.png").read_bytes() == (tmp_path / "again.png").read_bytes()
+    plots.plot_run_bars(main.iloc[0:0], ("acc",), tmp_path / "empty.png")
+    assert_png(tmp_path / "empty.png")
+    plots.plot_sweep(sweep_runs(summary_rows(), PARAMS, "mnist"), ("acc", "nmi"),
+                     tmp_path / "sweep.png", title="sweep")
+    assert_png(tmp_path / "sweep.png")
+
+
+def test_plot_run_bars_grows_with_the_runs_and_stays_readable(tmp_path):
+    """60 runs (the MNIST report's old bar chart): one row each, a fixed height per row."""
+    many = pd.DataFrame({"method": [f"run{i}" for i in range(60)], "kind": "baseline",
+                         "acc": np.linspace(0.1, 0.9, 60)})
+    plots.plot_run_bars(many, ("acc",), tmp_path / "many.png")
+    few = many.iloc[:10]
+    plots.plot_run_bars(few, ("acc",), tmp_path / "few.png")
+    h_many, h_few = (assert_png(tmp_path / f).shape[0] for f in ("many.png", "few.png"))
+    assert 4.5 < h_many / h_few < 6.5  # the height follows the rows: labels never overlap
+
+
+def test_publish_figures_copies_the_linked_ones_small(tmp_path):
+    src = tmp_path / "figures"
+    wide = src / "mnist" / "wide.png"
+    fig = plt.figure(figsize=(30, 3))
+    fig.gca().plot([0, 1], [0, 1])
+    save_figure(fig, wide)
+    main = main_runs(summary_rows(), PARAMS, "mnist")
+    plots.plot_run_bars(main, ("acc",), src / "mnist" / "summary_main.png")
+    plots.plot_run_bars(main, ("nmi",), src / "mnist" / "not_linked.png")
+    readme = ("![a](figures/mnist/wide.png)\n![b](figures/mnist/summary_main.png)\n"
+              "[a table](tables/headline.md) ![again](figures/mnist/wide.png)")
+    links = linked_figures(readme)
+    assert links == ["figures/mnist/wide.png", "figures/mnist/summary_main.png"]
+    out = publish_figures(links, src, tmp_path / "published", max_width=1000)
+    assert sorted(p.relative_to(tmp_path / "published").as_posix() for p in out) == [
+        "mnist/summary_main.png", "mnist/wide.png"]
+    assert not (tmp_path / "published" / "mnist" / "not_linked.png").exists()
+    with Image.open(out[0]) as im:
+        assert im.width == 1000 and im.mode == "P"
+    assert out[1].stat().st_size < (src / "mnist" / "summary_main.png").stat().st_size
+    again = publish_figures(links, src, tmp_path / "again", max_width=1000)
+    assert [p.read_bytes() for p in again] == [p.read_bytes() for p in out]
+    with pytest.raises(DataError, match="missing.png"):
+        publish_figures(["figures/mnist/missing.png"], src, tmp_path / "x")
 
 
 # --- the report -----------------------------------------------------------------------
@@ -223,7 +303,8 @@ def test_build_figures(tmp_path):
     assert names == sorted([
         "spiral/data_samples.png", "spiral/vae_recon.png", "spiral/vae_latents.png",
         "spiral/vae_samples.png", "spiral/vae_curves.png", "spiral/vae+gmm_confusion.png",
-        "mnist/ae_recon.png", "mnist/ae_latents.png", "summary_acc.png", "summary_nmi.png",
+        "mnist/ae_recon.png", "mnist/ae_latents.png", "spiral/summary_main.png",
+        "mnist/summary_main.png",
     ])
     found = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.png"))
     assert found == names

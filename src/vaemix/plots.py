@@ -396,46 +396,136 @@ def plot_samples_per_cluster(
 
 _KIND_COLORS = {"encoder": "tab:gray", "baseline": "tab:blue", "mixture": "tab:orange",
                 "moe": "tab:green"}
+_COLLAPSED = "0.82"  # the fill of a collapsed run's bar (hatched, labelled, never a result)
 
 
-def plot_metric_bars(summary_df: pd.DataFrame, metric: str, path: PathLike) -> None:
-    """Bars of ``metric`` per method, one panel per dataset (rows without it left out)."""
-    datasets = list(dict.fromkeys(summary_df["dataset"])) if len(summary_df) else []
-    n = max(len(datasets), 1)
-    fig, axes = plt.subplots(1, n, figsize=(max(4.0, 4.5 * n), 3.6), squeeze=False)
-    used: set[str] = set()
-    for ax, ds in zip(axes[0], datasets or [None], strict=True):
-        rows = summary_df[summary_df["dataset"] == ds] if ds is not None else summary_df
-        if metric in rows.columns:
-            rows = rows[pd.to_numeric(rows[metric], errors="coerce").notna()]
-        else:
-            rows = rows.iloc[0:0]
-        ax.set_title(str(ds) if ds is not None else metric, fontsize=9)
-        if rows.empty:
-            ax.text(0.5, 0.5, f"no {metric} values", ha="center", va="center",
-                    transform=ax.transAxes, fontsize=8)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            continue
-        values = rows[metric].astype(float).to_numpy()
-        kinds = rows["kind"] if "kind" in rows.columns else ["baseline"] * len(rows)
-        colors = [_KIND_COLORS.get(str(kd), "tab:purple") for kd in kinds]
-        x = np.arange(len(rows))
-        ax.bar(x, values, color=colors, width=0.7)
-        margin = 0.6 + max(0.0, (4 - len(rows)) / 2)  # keep a lone bar narrow and centred
-        ax.set_xlim(-margin, len(rows) - 1 + margin)
-        used.update(str(kd) for kd in kinds)
-        for xi, v in zip(x, values, strict=True):
-            ax.text(xi, v, f"{v:.3f}", ha="center", va="bottom", fontsize=6)
-        ax.set_xticks(x, [str(m) for m in rows["method"]], rotation=45, ha="right", fontsize=7)
-        ax.set_ylabel(metric, fontsize=8)
-        ax.tick_params(axis="y", labelsize=7)
-        ax.grid(axis="y", alpha=0.3)
-    shown = [k for k in _KIND_COLORS if k in used]
-    if shown:
-        handles = [Patch(color=_KIND_COLORS[k], label=k) for k in shown]
-        fig.legend(handles=handles, loc="upper right", fontsize=7, frameon=False,
-                   ncol=len(shown))
-    fig.suptitle(metric)
+def _is_true(value: Any) -> bool:
+    return isinstance(value, bool | np.bool_) and bool(value)
+
+
+def plot_run_bars(
+    runs: pd.DataFrame, metrics: tuple[str, ...], path: PathLike, title: str = ""
+) -> None:
+    """One panel per metric, a horizontal bar per run, sorted by the first metric (best on
+    top; collapsed runs last).
+
+    ``runs`` has ``method``, ``kind`` and the metric columns, optionally ``<metric>_std``
+    (drawn as error bars), ``collapsed`` (bool) and ``note`` (text beside the bar, e.g.
+    "effective K 7"). A collapsed run is drawn hatched in grey and labelled with its note
+    instead of its value: it is not a result.
+    """
+    runs = runs.copy()
+    runs["_collapsed"] = [_is_true(v) for v in runs.get("collapsed", [False] * len(runs))]
+    key = pd.to_numeric(runs[metrics[0]], errors="coerce") if len(runs) else pd.Series()
+    runs = runs.assign(_key=key.fillna(-1.0)).sort_values(
+        ["_collapsed", "_key"], ascending=[True, False], kind="mergesort")
+    n = max(len(runs), 1)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.9 * len(metrics) + 1.6, 0.3 * n + 1.3),
+                             sharey=True, squeeze=False)
+    y = np.arange(len(runs))[::-1]  # the first row on top
+    notes = runs["note"].fillna("").astype(str) if "note" in runs else pd.Series([""] * len(runs))
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        values = pd.to_numeric(runs.get(metric, pd.Series(np.nan, index=runs.index)),
+                               errors="coerce").to_numpy(dtype=float)
+        std = pd.to_numeric(runs.get(f"{metric}_std", pd.Series(np.nan, index=runs.index)),
+                            errors="coerce").to_numpy(dtype=float)
+        down = runs["_collapsed"].to_numpy(dtype=bool)
+        colors = [_COLLAPSED if c else _KIND_COLORS.get(str(k), "tab:purple")
+                  for c, k in zip(down, runs["kind"], strict=True)]
+        shown = np.nan_to_num(values)
+        bars = ax.barh(y, shown, color=colors, height=0.7,
+                       xerr=np.where(np.isnan(std) | down, 0.0, std), ecolor="0.3",
+                       error_kw={"lw": 0.8, "capsize": 2})
+        for bar, collapsed in zip(bars, down, strict=True):
+            if collapsed:
+                bar.set_hatch("////")
+                bar.set_edgecolor("0.45")
+        top = max(1.0, float(np.nanmax(values, initial=0.0)))
+        ends = np.nan_to_num(values) + np.where(np.isnan(std) | down, 0.0, std)
+        for yi, v, end, c, note in zip(y, values, ends, down, notes, strict=True):
+            if c:
+                text, style = note or "collapsed", "italic"
+            elif np.isnan(v):
+                text, style = "n/a", "normal"
+            else:
+                text, style = f"{v:.3f}" + (f"  ({note})" if note else ""), "normal"
+            ax.text(end + 0.01 * top, yi, f" {text}", va="center", fontsize=7, style=style,
+                    color="0.25" if c else "black")
+        ax.set_xlim(0, top * 1.4)
+        ax.set_xlabel(metric.upper(), fontsize=9)
+        ax.set_title(metric.upper(), fontsize=9)
+        ax.tick_params(axis="x", labelsize=7)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0][0].set_yticks(y, [str(m) for m in runs["method"]], fontsize=8)
+    axes[0][0].set_ylim(-0.7, len(runs) - 0.3)
+    kinds = [k for k in _KIND_COLORS if k in set(runs["kind"].astype(str))]
+    handles = [Patch(color=_KIND_COLORS[k], label=k) for k in kinds]
+    if runs["_collapsed"].any():
+        handles.append(Patch(facecolor=_COLLAPSED, edgecolor="0.45", hatch="////",
+                             label="collapsed (not a result)"))
+    if handles:  # the bars are sorted, so the lower right corner is free
+        axes[0][-1].legend(handles=handles, loc="lower right", fontsize=7, framealpha=0.9)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+_MARKERS = "osD^v<>ph*"
+
+
+def plot_sweep(
+    runs: pd.DataFrame, metrics: tuple[str, ...], path: PathLike, title: str = ""
+) -> None:
+    """The latent-dimension sweep: ``metric`` against the latent dim, one line per run.
+
+    ``runs`` has ``run`` (the run without its ``_z<d>``, e.g. ``vae+gmm``), ``dim``,
+    ``group`` (a panel column, e.g. "mixture models") and the metric columns, optionally
+    ``collapsed`` (bool): a collapsed point is drawn as a grey cross, not a result.
+    """
+    groups = list(dict.fromkeys(runs["group"])) or [""]
+    fig, axes = plt.subplots(len(metrics), len(groups), figsize=(5.2 * len(groups), 3.0 *
+                             len(metrics) + 0.6), squeeze=False, sharex=True)
+    dims = sorted({int(d) for d in runs["dim"]})
+    any_collapsed = False
+    for col, group in enumerate(groups):
+        rows = runs[runs["group"] == group]
+        names = list(dict.fromkeys(rows["run"]))
+        palette = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]
+        for row_i, metric in enumerate(metrics):
+            ax = axes[row_i][col]
+            for i, name in enumerate(names):
+                one = rows[rows["run"] == name].sort_values("dim")
+                v = pd.to_numeric(one[metric], errors="coerce").to_numpy(dtype=float)
+                if np.isnan(v).all():
+                    continue
+                d = one["dim"].to_numpy(dtype=float)
+                down = np.array([_is_true(c) for c in one.get("collapsed",
+                                                             [False] * len(one))])
+                color = palette(i % palette.N)
+                ax.plot(d, v, color=color, lw=1.2, alpha=0.35, zorder=1)
+                ok = ~down & ~np.isnan(v)
+                ax.plot(d[ok], v[ok], _MARKERS[i % len(_MARKERS)], color=color, ms=5,
+                        label=name, lw=0, zorder=2)
+                if down.any():
+                    any_collapsed = True
+                    ax.plot(d[down], v[down], "x", color="0.45", ms=8, mew=2, zorder=3)
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(dims, [str(x) for x in dims])
+            ax.minorticks_off()
+            ax.set_ylabel(metric.upper(), fontsize=9)
+            ax.tick_params(labelsize=7)
+            ax.grid(alpha=0.3)
+            if row_i == 0:
+                ax.set_title(str(group), fontsize=9)
+            if row_i == len(metrics) - 1:
+                ax.set_xlabel("latent dim", fontsize=8)
+        handles, labels = axes[0][col].get_legend_handles_labels()
+        if col == len(groups) - 1 and any_collapsed:
+            handles.append(plt.Line2D([], [], marker="x", color="0.45", lw=0, ms=8, mew=2))
+            labels.append("collapsed (not a result)")
+        if handles:
+            axes[0][col].legend(handles, labels, fontsize=6.5, frameon=False, loc="best",
+                                ncol=1 if len(labels) <= 6 else 2)
+    fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     save_figure(fig, path)

@@ -1,7 +1,8 @@
-"""The report stage's logic: every figure, drawn from whatever artifacts exist.
+"""The report stage's logic: every figure, drawn from whatever artifacts exist, and the
+few that ``reports/README.md`` links, published beside it.
 
 :func:`build_figures` walks the (dataset, method) pairs of the params (never stale
-directories) and draws, into ``out_dir``::
+directories) and draws, into ``out_dir`` (the stage's DVC-cached ``figures/``)::
 
     <dataset>/data_samples.png        copy of data/prepared/<dataset>/samples.png
     <dataset>/<m>_recon.png           artifacts/<dataset>/<m>/recon.npz
@@ -11,19 +12,27 @@ directories) and draws, into ``out_dir``::
     <dataset>/<m>_curves.png          reports/curves/<dataset>/<m>/plots/metrics/**.tsv
     <dataset>/<m>_samples.png         artifacts/<dataset>/<m>/samples.npz (2-D points drawn
                                       over data/prepared/<dataset>/data.npz x_train)
-    summary_<metric>.png              reports/summary.csv, for each of SUMMARY_METRICS
+    <dataset>/summary_main.png        ACC and NMI of the main runs (the mixture models and
+                                      <encoder>+<baseline>), sorted, collapsed runs marked
+    <dataset>/summary_sweep.png       ACC and NMI against the latent dim (the *_z<d> runs)
     <dataset>/moe_*.png               the mixture-of-experts figures (vaemix.moe_report)
 
 A missing optional artifact is skipped; a present but inconsistent one, or a missing
 reports/summary.csv (the evaluate stage's output), raises DataError. One task per run (and
 per dataset for the MoE figures) goes to a pool of processes (:func:`figure_workers`);
 on two CPUs this cut the stage by a third to a half (bench/pipeline_overhead.py).
+
+:func:`publish_figures` copies the figures the README links (:func:`linked_figures`) into
+the git-tracked ``reports/figures/``, as palette PNGs at most PUBLISH_MAX_WIDTH wide, so
+that the committed report stays small (a few MB) while every figure stays a DVC output.
 """
 
 from __future__ import annotations
 
+import io
 import multiprocessing
 import os
+import re
 import shutil
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -36,11 +45,16 @@ import pandas as pd
 from vaemix import plots
 from vaemix.config import Params
 from vaemix.errors import DataError
-from vaemix.io import load_npz
+from vaemix.io import load_npz, write_bytes
 from vaemix.moe_report import moe_figures
-from vaemix.summary import expected_runs
+from vaemix.summary import cluster_note, expected_runs, fill_collapse, is_collapsed, learns_k
 
 SUMMARY_METRICS = ("acc", "nmi")
+FIGURES = Path("figures")  # every figure (the report stage's DVC-cached output)
+PUBLISHED = Path("reports/figures")  # the linked ones, committed (git)
+PUBLISH_MAX_WIDTH = 1600  # pixels; wider figures are scaled down to this
+PUBLISH_COLORS = 256  # a palette PNG: a plot has few colours, and it is 3-4x smaller
+SWEEP_RUN = re.compile(r"^(?P<base>.+?)_z(?P<dim>\d+)(?P<rest>\+.+)?$")
 
 
 def _load(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray] | None:
@@ -136,13 +150,50 @@ def method_figures(
     return written
 
 
-def _summary_bars(summary_csv: Path, datasets: list[str], out: Path) -> list[Path]:
+def main_runs(summary: pd.DataFrame, params: Params, dataset: str) -> pd.DataFrame:
+    """The clusterings of ``dataset`` outside the latent sweep: the mixture models and the
+    ``<encoder>+<baseline>`` runs, with ``collapsed`` and a ``note`` for the figure
+    (vaemix.summary.cluster_note: shown for collapsed runs and runs that learn K)."""
+    rows = fill_collapse(summary[summary["dataset"] == dataset], params)
+    rows = rows[rows["kind"].isin(["mixture", "baseline"])
+                & ~rows["method"].astype(str).str.match(SWEEP_RUN)]
+    notes = [cluster_note(r) if is_collapsed(r) or learns_k(str(r["method"])) else ""
+             for _, r in rows.iterrows()]
+    return rows.assign(note=notes)
+
+
+def sweep_runs(summary: pd.DataFrame, params: Params, dataset: str) -> pd.DataFrame:
+    """The latent sweep's runs ``<run>_z<d>[+<baseline>]`` of ``dataset`` that cluster, as
+    ``run`` (the name without ``_z<d>``), ``dim`` and ``group`` (mixture models, or the
+    baselines on the swept encoders' latents)."""
+    rows = fill_collapse(summary[summary["dataset"] == dataset], params)
+    rows = rows[rows["kind"].isin(["mixture", "baseline"])]
+    parts = rows["method"].astype(str).str.extract(SWEEP_RUN)
+    rows = rows[parts["base"].notna()]
+    parts = parts[parts["base"].notna()]
+    return rows.assign(run=parts["base"] + parts["rest"].fillna(""),
+                       dim=parts["dim"].astype(int),
+                       group=["baselines on latents" if k == "baseline" else "mixture models"
+                              for k in rows["kind"]])
+
+
+def _summary_figures(summary_csv: Path, params: Params, dataset: str, out: Path) -> list[Path]:
+    """``summary_main.png`` and, with a latent sweep, ``summary_sweep.png`` of a dataset."""
     df = pd.read_csv(summary_csv)
-    df = df[df["dataset"].isin(datasets)]
     written = []
-    for metric in SUMMARY_METRICS:
-        path = out / f"summary_{metric}.png"
-        plots.plot_metric_bars(df, metric, path)
+    main = main_runs(df, params, dataset)
+    if len(main):
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / "summary_main.png"
+        plots.plot_run_bars(main, SUMMARY_METRICS, path,
+                            title=f"{dataset}: test ACC and NMI of the main runs")
+        written.append(path)
+    sweep = sweep_runs(df, params, dataset)
+    if len(sweep) and sweep["acc"].notna().any():
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / "summary_sweep.png"
+        plots.plot_sweep(sweep, SUMMARY_METRICS, path,
+                         title=f"{dataset}: the latent-dimension sweep (test)")
         written.append(path)
     return written
 
@@ -186,7 +237,7 @@ def build_figures(
         tasks.append((_data_samples, (ds, out / ds, root)))
         tasks += [(method_figures, (ds, m, methods, out / ds, root)) for m in methods]
         tasks.append((moe_figures, (params, ds, out / ds, root)))
-    tasks.append((_summary_bars, (summary_csv, list(params["datasets"]), out)))
+        tasks.append((_summary_figures, (summary_csv, params, ds, out / ds)))
     workers = min(figure_workers() if workers is None else workers, len(tasks))
     if workers <= 1:
         results = [_run_task(t) for t in tasks]
@@ -196,3 +247,37 @@ def build_figures(
         with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
             results = list(pool.map(_run_task, tasks))
     return [path for paths in results for path in paths]
+
+
+def linked_figures(markdown: str) -> list[str]:
+    """The figures a report links, ``figures/<dataset>/<name>.png``, in order, once each."""
+    return list(dict.fromkeys(re.findall(r"\]\((figures/[^)\s]+\.png)\)", markdown)))
+
+
+def publish_figures(
+    links: list[str], src: str | os.PathLike, dst: str | os.PathLike,
+    max_width: int = PUBLISH_MAX_WIDTH, colors: int = PUBLISH_COLORS,
+) -> list[Path]:
+    """Copy each linked ``figures/<path>`` from ``src/<path>`` to ``dst/<path>`` as a
+    palette PNG at most ``max_width`` pixels wide; the same input gives the same bytes.
+    A link to a missing figure raises DataError (the report would show a broken image)."""
+    from PIL import Image
+
+    src, dst = Path(src), Path(dst)
+    written = []
+    for link in links:
+        rel = Path(link).relative_to("figures")
+        if not (src / rel).is_file():
+            raise DataError(f"{src / rel}: linked from the report but not drawn")
+        with Image.open(src / rel) as image:
+            image = image.convert("RGB")
+        if image.width > max_width:
+            height = round(image.height * max_width / image.width)
+            image = image.resize((max_width, height), Image.Resampling.LANCZOS)
+        image = image.quantize(colors, method=Image.Quantize.MEDIANCUT,
+                               dither=Image.Dither.NONE)
+        buf = io.BytesIO()
+        image.save(buf, format="PNG", optimize=True)
+        write_bytes(dst / rel, buf.getvalue())
+        written.append(dst / rel)
+    return written
