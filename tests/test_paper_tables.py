@@ -161,6 +161,9 @@ def test_a_forced_collapse_is_marked_and_not_judged(project):
     # as the evaluate stage writes them; the DP-GMMs' flags are left to be filled in
     summary["collapsed"] = [None, True, True, None, None, False, None, None]
     summary["n_components_effective"] = [None, None, None, 9, 4, None, None, None]
+    gate = {"dataset": "mnist", "method": "moe_dvmoe_z2", "test_mse": 0.5, "acc": 0.3,
+            "n_clusters_used": 3, "n_clusters_expected": 10, "collapsed": True}
+    summary = pd.concat([summary, pd.DataFrame([gate])], ignore_index=True)
     summary.to_csv(root / "reports/summary.csv", index=False)
     write_report(params, root)
 
@@ -199,6 +202,10 @@ def test_a_forced_collapse_is_marked_and_not_judged(project):
     assert by["GM Fixed"][5] == "collapsed: 1 of 10 clusters"
     assert by["GM DP-GMM"][5] == "effective K 9"
     check_cells(rows, labels=4)
+
+    singh = (root / "reports/tables/singh2018_table1.md").read_text()
+    assert "**Collapsed** (the gate uses too few of its experts" in singh
+    assert "mnist/moe_dvmoe_z2 (3 of 10 clusters)" in singh
 
     readme = (root / "reports/README.md").read_text()
     assert "- profile: **full**" in readme

@@ -346,6 +346,13 @@ def singh_table1(res: Results, metrics_root: Path) -> tuple[str, list[str]]:
     # the evaluate stage's table (reports/moe_table.md), under this file's own title
     lines = moe_table_markdown(res.params, metrics_root).splitlines()[1:]
     moe = "\n".join("#" + ln if ln.startswith("## ") else ln for ln in lines).strip()
+    # that table (vaemix.moe_report) does not mark collapsed gates: say which they are
+    down = [f"{ds}/{m} ({res.clusters(ds, m).removeprefix('collapsed').lstrip(': ')})"
+            for ds, m in zip(res.df["dataset"], res.df["method"], strict=True)
+            if str(m).startswith("moe_") and res.collapsed(ds, m)]
+    if down:
+        moe += ("\n\n**Collapsed** (the gate uses too few of its experts; these rows are not "
+                "results): " + ", ".join(down) + ".")
     speed, speed_verdicts = singh_vade_vs_dmvae(res, metrics_root.parent / "curves")
     return moe + "\n\n" + speed, verdicts + speed_verdicts
 
