@@ -25,7 +25,7 @@ ENCODERS = ("ae", "vae")
 METHODS: tuple[str, ...] = (
     "vade", "dmvae", "movae", "gmvae", "concrete_gmvae", "gmvae_dpgmm"
 )
-BASELINES = ("kmeans", "gmm", "dpgmm")
+BASELINES = ("kmeans", "gmm", "dpgmm", "umap_gmm")
 # Mixture-of-experts gates (vaemix.moe). Those with a latent space are swept over
 # moe.latent_dims (stage moe@<dataset>-<gate>-<d>); the others run once (moe_plain@).
 LATENT_GATES = ("dvmoe", "vade_moe")
@@ -249,6 +249,20 @@ def _validate_baseline(params: Params) -> None:
         raise _fail("baseline.dpgmm.degrees_of_freedom_prior", "a positive number or null", dof)
     positive_int(params, "baseline.dpgmm.max_iter")
     fraction(params, "baseline.dpgmm.min_weight")
+    if "umap_gmm" in get(params, "baselines") or "umap_gmm" in params.get("baseline", {}):
+        validate_umap_gmm(params, "baseline.umap_gmm")
+
+
+def validate_umap_gmm(params: Mapping[str, Any], key: str) -> None:
+    """The settings of a UMAP + GMM clustering (the N2D recipe) under ``key``."""
+    n = positive_int(params, f"{key}.n_neighbors")
+    if n < 2:
+        raise _fail(f"{key}.n_neighbors", "an integer of at least 2", n)
+    positive_int(params, f"{key}.n_components", allow_none=True)
+    nonneg_number(params, f"{key}.min_dist")
+    choice(params, f"{key}.covariance_type", ("full", "tied", "diag", "spherical"))
+    positive_int(params, f"{key}.n_init")
+    positive_int(params, f"{key}.max_points", allow_none=True)
 
 
 def _validate_moe(params: Params) -> None:
@@ -369,6 +383,10 @@ def validate(params: Params) -> Params:
                 f"params.yaml: 'baseline_encoders' has {enc!r}, which is not in 'methods'"
             )
     _validate_moe(params)
+    if "profile" in params:
+        string(params, "profile")
+    if "collapse_fraction" in params:
+        fraction(params, "collapse_fraction")
     positive_number(params, "budget.epoch_scale")
     positive_int(params, "budget.max_train", allow_none=True)
     positive_int(params, "budget.max_test", allow_none=True)
@@ -420,6 +438,31 @@ def training_settings(
 def scaled_epochs(params: Params, epochs: int) -> int:
     """Apply ``budget.epoch_scale`` to an epoch count (at least one epoch)."""
     return max(1, int(round(epochs * float(params["budget"]["epoch_scale"]))))
+
+
+# Keys of a training section that count epochs or steps of a schedule inside the run: each
+# is scaled by ``budget.epoch_scale`` with the epochs, so that a short run is a shorter
+# version of the full one (the same annealing over the same fraction of the run), not a
+# different experiment. 0 stays 0 (the phase is off); others stay at least 1.
+SCHEDULE_KEYS = (
+    "kl_anneal_steps",     # Concrete GMVAE, GMVAE + DP-GMM: KL(q(y|x)||p(y)) weight 0 -> 1
+    "tau_anneal_epochs",   # DMVAE, dvmoe: Gumbel-softmax temperature annealing
+    "q_init_epochs",       # init ae: fitting q(c|x) / q(z|x,y) to the start
+    "self_train_epochs",   # init ae: the warm-up on the start's pseudo-labels
+    "lr_decay_every",      # step decay of the learning rate
+    "refit_every",         # GMVAE + DP-GMM: epochs between DP-GMM refits
+)
+
+
+def scale_schedules(params: Params, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """``settings`` with every :data:`SCHEDULE_KEYS` entry scaled by budget.epoch_scale."""
+    scale = float(params["budget"]["epoch_scale"])
+    out = dict(settings)
+    for key in SCHEDULE_KEYS:
+        value = out.get(key)
+        if _is_int(value) and value > 0:
+            out[key] = max(1, int(round(value * scale)))
+    return out
 
 
 def require_listed(params: Params, key: str, name: str) -> None:

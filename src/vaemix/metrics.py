@@ -7,6 +7,7 @@ as in the evaluation code of DEC and VaDE; see :func:`cluster_accuracy`.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -85,3 +86,20 @@ def clustering_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]
         "completeness": float(completeness_score(y_true, y_pred)),
         "n_clusters_used": int(np.unique(y_pred).size),
     }
+
+
+def min_clusters(n_clusters: int, fraction: float) -> int:
+    """The fewest clusters a clustering of K = ``n_clusters`` may use without counting as
+    collapsed: ceil(fraction * K), at least 1 (``collapse_fraction`` in params.yaml)."""
+    return max(1, math.ceil(round(fraction * n_clusters, 9)))
+
+
+def mark_collapsed(metrics: dict[str, Any], n_clusters: int, fraction: float) -> dict[str, Any]:
+    """Add ``collapsed`` (fewer than :func:`min_clusters` clusters used) and
+    ``n_clusters_expected`` (K) to a metrics dict that has ``n_clusters_used``; others are
+    returned unchanged. A collapsed run is shown as such in every table, never as a result."""
+    if "n_clusters_used" in metrics:
+        used = int(metrics["n_clusters_used"])
+        metrics["collapsed"] = used < min_clusters(n_clusters, fraction)
+        metrics["n_clusters_expected"] = int(n_clusters)
+    return metrics

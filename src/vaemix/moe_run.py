@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vaemix.config import resolve_device, scaled_epochs, training_settings
+from vaemix.config import resolve_device, scale_schedules, scaled_epochs, training_settings
 from vaemix.data import Prepared
 from vaemix.errors import DataError
 from vaemix.gmm_moe import fit_gmm_gate
@@ -63,7 +63,7 @@ def gate_spec(
     """The gate network's shape: ``model.<dataset>`` with the swept latent dim, K experts
     and the gate section's ``hidden`` (null = the dataset's)."""
     m = params["model"][dataset]
-    settings = training_settings(params, "moe", gate, dataset)
+    settings = scale_schedules(params, training_settings(params, "moe", gate, dataset))
     hidden = settings.get("hidden") or m["hidden"]
     options: dict[str, Any] = {"init": "none"}
     if gate == "dvmoe":
@@ -94,7 +94,7 @@ def _fit_gradient(
 ) -> tuple[dict, dict, dict, GatedMoE]:
     seed = int(params["seed"])
     device = resolve_device(params["device"])
-    settings = training_settings(params, "moe", gate, dataset)
+    settings = scale_schedules(params, training_settings(params, "moe", gate, dataset))
     config = TrainConfig.from_settings(settings, scaled_epochs(params, settings["epochs"]), seed)
     spec = gate_spec(params, dataset, gate, latent_dim, data.input_shape, k)
     model = GatedMoE(gate, spec, data.t_train.shape[1], objective=params["moe"]["objective"],

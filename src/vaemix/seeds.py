@@ -29,11 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from vaemix.io import atomic_dir, read_json, write_json, write_metrics
+from vaemix.metrics import mark_collapsed
 
 ARTIFACTS = Path("artifacts")
 CURVES = Path("reports/curves")
 CHECKPOINTS = Path("checkpoints")
 DONE_FILE = "done.json"
+DEFAULT_COLLAPSE_FRACTION = 0.5  # params' collapse_fraction when a caller's params lack it
 
 # fit(seed, artifacts_dir, curves_dir, checkpoint_dir) -> metrics (None on non-main ranks)
 SeedRun = Callable[[int, Path, Path, Path], "dict[str, Any] | None"]
@@ -64,7 +66,8 @@ def aggregate(per_seed: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
     """The metrics file of a run over seeds (see the module docstring).
 
     Numbers present for every seed are averaged; other values (flags, names) are taken
-    from the first seed, except booleans, which hold only if they hold for every seed.
+    from the first seed, except booleans, which hold only if they hold for every seed, and
+    ``collapsed``, which holds if it holds for any seed (``n_seeds_collapsed`` counts them).
     """
     seeds = list(per_seed)
     if not seeds:
@@ -80,6 +83,10 @@ def aggregate(per_seed: Mapping[int, Mapping[str, Any]]) -> dict[str, Any]:
             if len(values) > 1:
                 var = math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1)
                 std[key] = math.sqrt(var)
+        elif key == "collapsed" and all(isinstance(v, bool) for v in values):
+            # a run is collapsed when any of its seeds is (the mean hides it otherwise)
+            out[key] = any(values)
+            out["n_seeds_collapsed"] = sum(values)
         elif all(isinstance(v, bool) for v in values):
             out[key] = all(values)
         else:
@@ -174,6 +181,8 @@ def run_over_seeds(
         metrics = fit_seed(seed, stage / "artifacts", stage / "curves", stage / "checkpoint")
         if main:
             assert metrics is not None
+            mark_collapsed(metrics, int(params["model"][dataset]["n_clusters"]),
+                           float(params.get("collapse_fraction", DEFAULT_COLLAPSE_FRACTION)))
             per_seed[seed] = metrics
             if key is not None:
                 write_json(stage / DONE_FILE, {"key": key, "metrics": metrics})

@@ -85,6 +85,11 @@ class ConcreteGMVAE(GMVAE):
         return {**check_gmvae_options(options, self.section),
                 **check_concrete_options(options, self.section)}
 
+    def initialise(self, x_train: Tensor, seed: int = 0, **kwargs: Any) -> None:
+        """As the GMVAE's; the annealing then starts at step 0, whatever the warm-up ran."""
+        super().initialise(x_train, seed=seed, **kwargs)
+        self.step.zero_()
+
     def kl_y_weight(self) -> float:
         return kl_weight(int(self.step), self.opts["kl_anneal"], self.opts["kl_anneal_steps"])
 

@@ -74,6 +74,7 @@ from vaemix.models.init import (
     fit_to_targets,
     gmm_on_encoder,
     load_ae_state,
+    self_train,
 )
 from vaemix.networks import (
     MAX_LOGVAR,
@@ -95,6 +96,8 @@ DEFAULTS: dict[str, Any] = {
     "init_clusters": "gmm",
     "mu_init_scale": 1.0,
     "q_init_epochs": 5,
+    "self_train_epochs": 0,
+    "self_train_weight": 10.0,
 }
 
 
@@ -117,6 +120,8 @@ def check_options(options: Mapping[str, Any]) -> dict[str, Any]:
     choice(wrapped, f"{SECTION}.init_clusters", INIT_CLUSTERS)
     positive_number(wrapped, f"{SECTION}.mu_init_scale")
     nonneg_int(wrapped, f"{SECTION}.q_init_epochs")
+    nonneg_int(wrapped, f"{SECTION}.self_train_epochs")
+    positive_number(wrapped, f"{SECTION}.self_train_weight")
     return opts
 
 
@@ -231,7 +236,8 @@ class DMVAE(Model):
     # --- initialisation -----------------------------------------------------------------
 
     def initialise(
-        self, x_train: Tensor, seed: int = 0, ae_checkpoint: str | Path | None = None, **_: Any
+        self, x_train: Tensor, seed: int = 0, ae_checkpoint: str | Path | None = None,
+        umap_settings: Mapping[str, Any] | None = None, **_: Any
     ) -> None:
         """With ``init: ae``: start from the pretrained autoencoder and a diagonal GMM on
         its latents, as VaDE does (Jiang et al. 2017, sec. 3.3); nothing for ``none``.
@@ -241,7 +247,9 @@ class DMVAE(Model):
         counterpart in the AE, so its trunk also starts as a copy of the AE's trunk and it is
         then fitted for ``q_init_epochs`` epochs to the GMM's responsibilities p(c|mu(x))
         (unsupervised; otherwise a random q(c|x) would assign points arbitrarily at first
-        and pull every mu_k towards the data mean before the clusters are found).
+        and pull every mu_k towards the data mean before the clusters are found). With
+        ``init_clusters: umap`` the whole model is then warmed up on the start's partition
+        for ``self_train_epochs`` epochs (vaemix.models.init.self_train).
         """
         if self.opts["init"] != "ae":
             return
@@ -251,7 +259,7 @@ class DMVAE(Model):
                          self.decoder, self.likelihood, source=str(ae_checkpoint))
         self.c_trunk.load_state_dict(self.trunk.state_dict())
         gmm = gmm_on_encoder(self.encode, x_train, self.spec.n_clusters, seed,
-                             self.opts["init_clusters"])
+                             self.opts["init_clusters"], umap_settings)
         with torch.no_grad():
             dev = self.prior_mean.device
             self.prior_mean.copy_(torch.as_tensor(gmm.means, device=dev))
@@ -259,6 +267,10 @@ class DMVAE(Model):
             if self.opts["prior"] == "learned":
                 self.prior_logits.copy_(torch.as_tensor(gmm.weights, device=dev).log())
         self._fit_q_c_to_gmm(x_train, seed)
+        if gmm.labels is not None:
+            self_train(self, lambda xb: F.log_softmax(self.q_c_logits(xb), dim=-1), x_train,
+                       gmm.labels, self.opts["self_train_epochs"], seed,
+                       self.opts["self_train_weight"])
 
     def _gmm_log_resp(self, x: Tensor) -> Tensor:
         p_mean, p_logvar = self.prior_params()

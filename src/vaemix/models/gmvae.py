@@ -55,10 +55,12 @@ from vaemix.errors import ParamError
 from vaemix.models.base import Model, ModelSpec
 from vaemix.models.init import (
     INIT_CLUSTERS,
+    MixtureInit,
     copy_autoencoder,
     fit_mixture,
     fit_to_targets,
     load_ae_state,
+    self_train,
 )
 from vaemix.networks import (
     MAX_LOGVAR,
@@ -77,6 +79,8 @@ DEFAULTS: dict[str, Any] = {
     "q_init_epochs": 10,
     "init_posterior_var": 0.01,
     "init_clusters": "gmm",
+    "self_train_epochs": 0,
+    "self_train_weight": 10.0,
 }
 # Range of the prior's log-variances: wider than the encoder's clamp, since the
 # autoencoder's latents (init "ae") are unnormalised (as in VaDE).
@@ -106,6 +110,8 @@ def check_gmvae_options(options: Mapping[str, Any], section: str,
     choice(wrapped, f"{section}.init_clusters", INIT_CLUSTERS)
     nonneg_int(wrapped, f"{section}.q_init_epochs")
     positive_number(wrapped, f"{section}.init_posterior_var")
+    nonneg_int(wrapped, f"{section}.self_train_epochs")
+    positive_number(wrapped, f"{section}.self_train_weight")
     return opts
 
 
@@ -148,13 +154,17 @@ class GMVAE(Model):
         return self.prior_mean, self.prior_logvar.clamp(PRIOR_LOGVAR_MIN, PRIOR_LOGVAR_MAX)
 
     @torch.no_grad()
-    def prior_from_codes(self, z: np.ndarray, seed: int) -> None:
-        """Set p(z|y) from a diagonal mixture on latents z [N, d] (option init_clusters: EM
-        or spectral, see vaemix.models.init); p(y) stays uniform."""
-        mix = fit_mixture(z, self.n_components, seed, self.opts["init_clusters"])
+    def prior_from_codes(self, z: np.ndarray, seed: int,
+                         umap_settings: Mapping[str, Any] | None = None) -> MixtureInit:
+        """Set p(z|y) from a diagonal mixture on latents z [N, d] (option init_clusters: EM,
+        spectral or UMAP + GMM, see vaemix.models.init); p(y) stays uniform. Returns the
+        mixture (with the start's partition when it has one)."""
+        mix = fit_mixture(z, self.n_components, seed, self.opts["init_clusters"],
+                          umap_settings)
         dev = self.prior_mean.device
         self.prior_mean.copy_(torch.as_tensor(mix.means, device=dev))
         self.prior_logvar.copy_(torch.as_tensor(mix.variances, device=dev).log())
+        return mix
 
     def log_prior_y(self) -> Tensor:
         return self.prior_log_weights
@@ -162,7 +172,8 @@ class GMVAE(Model):
     # --- initialisation -----------------------------------------------------------------
 
     def initialise(
-        self, x_train: Tensor, seed: int = 0, ae_checkpoint: str | Path | None = None, **_: Any
+        self, x_train: Tensor, seed: int = 0, ae_checkpoint: str | Path | None = None,
+        umap_settings: Mapping[str, Any] | None = None, **_: Any
     ) -> None:
         """``init: ae``: start from the pretrained autoencoder, as VaDE does (Jiang et al.
         2017, sec. 3.3); ``none`` keeps the random start (Collier & Urdiales 2019 train from
@@ -173,7 +184,9 @@ class GMVAE(Model):
         and q(z|x,y) have no counterpart in the AE, so for ``q_init_epochs`` epochs they
         are fitted, with the trunk fixed, to the mixture's responsibilities p(y|code) and to
         the code itself (at the most responsible y, with a small variance, a fraction
-        ``init_posterior_var`` of the components' mean variance). No label is used.
+        ``init_posterior_var`` of the components' mean variance). No label is used. With
+        ``init_clusters: umap`` the whole model is then warmed up on the start's partition
+        for ``self_train_epochs`` epochs (vaemix.models.init.self_train).
         """
         if self.opts["init"] == "none":
             return
@@ -187,15 +200,25 @@ class GMVAE(Model):
         def code(xb: Tensor) -> Tensor:
             return to_z(self.trunk(xb))
 
-        self.fit_heads_to_codes(code, x_train, seed)
+        mix = self.fit_heads_to_codes(code, x_train, seed, umap_settings)
+        if mix.labels is not None:
+            self_train(self, self.log_q_y, x_train, mix.labels, self.opts["self_train_epochs"],
+                       seed, self.opts["self_train_weight"])
+
+    def log_q_y(self, x: Tensor) -> Tensor:
+        """log q(y|x) [B, K]."""
+        return F.log_softmax(self.q_y_logits(self.trunk(x)), dim=-1)
 
     def fit_heads_to_codes(self, code: Callable[[Tensor], Tensor], x_train: Tensor,
-                           seed: int) -> None:
+                           seed: int, umap_settings: Mapping[str, Any] | None = None
+                           ) -> MixtureInit:
         """The prior from a mixture on ``code(x_train)``, then q(y|x) and q(z|x,y) fitted to
-        its responsibilities and to the codes, with the trunk fixed (see :meth:`initialise`)."""
+        its responsibilities and to the codes, with the trunk fixed (see :meth:`initialise`).
+        Returns the mixture."""
         from vaemix.training import batched  # (vaemix.training imports vaemix.models)
 
-        self.prior_from_codes(batched(code, x_train).numpy().astype(np.float64), seed)
+        mix = self.prior_from_codes(batched(code, x_train).numpy().astype(np.float64), seed,
+                                    umap_settings)
         variances = self.prior_params()[1].detach().exp().mean(0)
         target_logvar = (variances * self.opts["init_posterior_var"]).log().clamp(
             MIN_LOGVAR + 1.0, MAX_LOGVAR - 1.0)
@@ -216,6 +239,7 @@ class GMVAE(Model):
                  *self.q_z_head.parameters()]
         fit_to_targets(self, heads, match_codes, x_train, self.opts["q_init_epochs"], seed,
                        lr=3e-3)
+        return mix
 
     # --- the networks -------------------------------------------------------------------
 

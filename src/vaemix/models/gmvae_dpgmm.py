@@ -55,7 +55,7 @@ from vaemix.errors import DataError, ParamError
 from vaemix.models.base import ModelSpec
 from vaemix.models.concrete_gmvae import ConcreteGMVAE, check_concrete_options
 from vaemix.models.gmvae import GMVAE, check_gmvae_options, nested
-from vaemix.models.init import MIN_VARIANCE
+from vaemix.models.init import MIN_VARIANCE, MixtureInit
 
 DP_DEFAULTS: dict[str, Any] = {
     "truncation_factor": 3,
@@ -204,10 +204,15 @@ class GMVAEDPGMM(ConcreteGMVAE):
         return reparameterize(*self.q_z(h, y_hat))
 
     @torch.no_grad()
-    def prior_from_codes(self, z: np.ndarray, seed: int) -> None:
-        """init ae: the first DP-GMM fit is on the autoencoder's codes."""
+    def prior_from_codes(self, z: np.ndarray, seed: int,
+                         umap_settings: Mapping[str, Any] | None = None) -> MixtureInit:
+        """init ae: the first DP-GMM fit is on the autoencoder's codes (Algorithm 1); no
+        other start applies (``umap_settings`` is ignored)."""
         self._seed = seed
         self._fit_dp(z)
+        return MixtureInit(weights=self.prior_log_weights.exp().cpu().numpy(),
+                           means=self.prior_mean.cpu().numpy(),
+                           variances=self.prior_logvar.exp().cpu().numpy())
 
     def _new_dpgmm(self) -> BayesianGaussianMixture:
         return BayesianGaussianMixture(

@@ -16,12 +16,14 @@ ensembles). None of them looks at a label.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from sklearn.cluster import SpectralClustering
 from sklearn.metrics import normalized_mutual_info_score
 from sklearn.mixture import GaussianMixture
@@ -32,7 +34,7 @@ from vaemix.errors import DataError
 # Floor on the GMM's variances (in latent units squared), so log-variances stay finite.
 MIN_VARIANCE = 1e-4
 # the choices of the methods' option init_clusters
-INIT_CLUSTERS = ("gmm", "spectral", "spectral_consensus")
+INIT_CLUSTERS = ("gmm", "spectral", "spectral_consensus", "umap")
 SPECTRAL_NEIGHBOURS = 10     # k of the k-nearest-neighbour graph
 CONSENSUS_NEIGHBOURS = (5, 10, 15, 20, 30)  # the graphs spectral_consensus clusters
 SPECTRAL_MAX_POINTS = 10000  # larger training sets: the graph of a seeded random subset
@@ -40,11 +42,14 @@ SPECTRAL_MAX_POINTS = 10000  # larger training sets: the graph of a seeded rando
 
 @dataclass
 class MixtureInit:
-    """A diagonal Gaussian mixture: weights [K], means [K, d], variances [K, d]."""
+    """A diagonal Gaussian mixture: weights [K], means [K, d], variances [K, d], and, when
+    the start partitioned every training point, that partition [N] (the pseudo-labels of
+    :func:`self_train`)."""
 
     weights: np.ndarray
     means: np.ndarray
     variances: np.ndarray
+    labels: np.ndarray | None = None
 
 
 def load_ae_state(path: str | Path) -> dict[str, Tensor]:
@@ -98,6 +103,7 @@ def fit_diag_gmm(z: np.ndarray, n_clusters: int, seed: int, n_init: int = 3) -> 
         weights=gmm.weights_.astype(np.float32),
         means=gmm.means_.astype(np.float32),
         variances=np.maximum(gmm.covariances_, MIN_VARIANCE).astype(np.float32),
+        labels=gmm.predict(z).astype(np.int64),
     )
 
 
@@ -145,8 +151,10 @@ def spectral_mixture(
 ) -> MixtureInit:
     """The diagonal mixture of the moments of :func:`spectral_labels`' clusters (a subset
     above ``max_points`` points: the moments need no more)."""
-    z, labels = spectral_labels(z, n_clusters, seed, n_neighbors, max_points)
-    return mixture_from_labels(z, labels, n_clusters)
+    points, labels = spectral_labels(z, n_clusters, seed, n_neighbors, max_points)
+    mix = mixture_from_labels(points, labels, n_clusters)
+    mix.labels = labels if len(points) == len(z) else None
+    return mix
 
 
 def most_agreeing(partitions: list[np.ndarray]) -> tuple[int, np.ndarray]:
@@ -176,11 +184,30 @@ def spectral_consensus_mixture(
     partitions = [spectral_labels(z, n_clusters, seed, k, max_points) for k in neighbours]
     best, _ = most_agreeing([labels for _, labels in partitions])
     points, labels = partitions[best]
-    return mixture_from_labels(points, labels, n_clusters)
+    mix = mixture_from_labels(points, labels, n_clusters)
+    mix.labels = labels if len(points) == len(z) else None
+    return mix
 
 
-def fit_mixture(z: np.ndarray, n_clusters: int, seed: int, how: str = "gmm") -> MixtureInit:
-    """The first mixture on latents z [N, d]: ``how`` is one of INIT_CLUSTERS."""
+def umap_mixture(z: np.ndarray, n_clusters: int, seed: int,
+                 settings: Mapping[str, Any] | None = None) -> MixtureInit:
+    """The N2D partition of z (UMAP, then a GMM on the embedding; McConville et al. 2020,
+    :mod:`vaemix.umap_gmm`), as the diagonal mixture of its clusters' moments in z, with
+    the partition itself as ``labels``."""
+    from vaemix.umap_gmm import fit_umap_gmm
+
+    _, labels, _ = fit_umap_gmm(z, n_clusters, seed, settings)
+    mix = mixture_from_labels(z, labels, n_clusters)
+    mix.labels = labels
+    return mix
+
+
+def fit_mixture(z: np.ndarray, n_clusters: int, seed: int, how: str = "gmm",
+                umap_settings: Mapping[str, Any] | None = None) -> MixtureInit:
+    """The first mixture on latents z [N, d]: ``how`` is one of INIT_CLUSTERS;
+    ``umap_settings`` are those of ``umap`` (params' baseline.umap_gmm)."""
+    if how == "umap":
+        return umap_mixture(z, n_clusters, seed, umap_settings)
     if how == "gmm":
         return fit_diag_gmm(z, n_clusters, seed)
     if how == "spectral":
@@ -191,7 +218,8 @@ def fit_mixture(z: np.ndarray, n_clusters: int, seed: int, how: str = "gmm") -> 
 
 
 def gmm_on_encoder(
-    encode: nn.Module | object, x_train: Tensor, n_clusters: int, seed: int, how: str = "gmm"
+    encode: nn.Module | object, x_train: Tensor, n_clusters: int, seed: int, how: str = "gmm",
+    umap_settings: Mapping[str, Any] | None = None,
 ) -> MixtureInit:
     """Fit the first mixture (``how``: see fit_mixture) on ``encode(x_train)``, the AE
     latents once copied in."""
@@ -199,7 +227,25 @@ def gmm_on_encoder(
     from vaemix.training import batched
 
     z = batched(encode, x_train).numpy().astype(np.float64)
-    return fit_mixture(z, n_clusters, seed, how)
+    return fit_mixture(z, n_clusters, seed, how, umap_settings)
+
+
+def ae_codes(ae_checkpoint: str | Path, spec: Any, x_train: Tensor) -> np.ndarray:
+    """The pretrained autoencoder's codes of ``x_train`` [N, d] (for models that do not
+    copy the autoencoder but start from a clustering of its codes, e.g. MoVAE)."""
+    from vaemix.models.ae import AutoEncoder
+    from vaemix.training import batched
+
+    ae = AutoEncoder(replace(spec, options={})).to(x_train.device)
+    state = load_ae_state(ae_checkpoint)
+    try:
+        ae.load_state_dict(state)
+    except RuntimeError as err:
+        raise DataError(f"{ae_checkpoint}: its networks do not match this model's "
+                        f"({str(err).splitlines()[0]}); retrain the autoencoder with the "
+                        "same model.<dataset> params") from None
+    ae.eval()
+    return batched(ae.encode, x_train).numpy().astype(np.float64)
 
 
 def fit_to_targets(
@@ -232,3 +278,48 @@ def fit_to_targets(
             loss.backward()
             opt.step()
     module.train(was_training)
+
+
+def self_train(
+    model: nn.Module,
+    log_q_c: Callable[[Tensor], Tensor],
+    x_train: Tensor,
+    labels: np.ndarray,
+    epochs: int,
+    seed: int,
+    weight: float,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+) -> None:
+    """A label-free warm-up that makes the model agree with its start: ``epochs`` epochs
+    of Adam on every parameter, minimising the model's own loss plus ``weight`` times the
+    cross-entropy of its cluster posterior ``log_q_c(x)`` [B, K] to the start's partition
+    ``labels`` [N] of the training points.
+
+    The partition is a clustering of the AE's codes, so no label is used; training a
+    network on the pseudo-labels of an unsupervised start is the self-training step of
+    DEC (Xie, Girshick & Farhadi 2016, sec. 3.1, with hard targets) and of N2D's follow-ups.
+    Afterwards the model trains on its own objective alone.
+    """
+    if epochs == 0:
+        return
+    targets = torch.as_tensor(labels, dtype=torch.long, device=x_train.device)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    was_training = model.training
+    model.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(x_train), generator=gen).to(x_train.device)
+        for i in range(0, len(x_train), batch_size):
+            idx = order[i : i + batch_size]
+            with torch.enable_grad():  # callers may hold torch.no_grad
+                _self_train_step(model, log_q_c, opt, x_train[idx], targets[idx], weight)
+    model.train(was_training)
+
+
+def _self_train_step(model: nn.Module, log_q_c: Callable[[Tensor], Tensor],
+                     opt: torch.optim.Optimizer, xb: Tensor, yb: Tensor, weight: float) -> None:
+    loss = model.loss(xb)["loss"] + weight * F.nll_loss(log_q_c(xb), yb)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()

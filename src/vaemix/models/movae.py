@@ -37,6 +37,11 @@ Options (``train.movae`` in params.yaml):
                     datasets the last entry is the width of the fully-connected layer
     manager_hidden  hidden sizes of the manager MLP; for conv datasets the manager is a
                     conv trunk whose fully-connected width is the last entry
+    init            none: random networks (Zeldes 2018) | ae: the whole model is first
+                    warmed up (``self_train_epochs`` epochs, ``self_train_weight``) on the
+                    partition of the pretrained autoencoder's codes found by
+                    ``init_clusters`` (umap, gmm, spectral, ...; vaemix.models.init), so the
+                    manager starts from the label-free clustering the other models start from
 """
 
 from __future__ import annotations
@@ -50,9 +55,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from vaemix.config import choice, int_list, nonneg_number
+from vaemix.config import choice, int_list, nonneg_int, nonneg_number, positive_number
 from vaemix.distributions import kl_categorical, kl_normal_std, reparameterize
+from vaemix.errors import ParamError
 from vaemix.models.base import Model, ModelSpec
+from vaemix.models.init import INIT_CLUSTERS, ae_codes, fit_mixture, self_train
 from vaemix.networks import (
     MAX_LOGVAR,
     MIN_LOGVAR,
@@ -70,6 +77,10 @@ DEFAULTS: dict[str, Any] = {
     "balance": "cv2",
     "expert_hidden": [256, 256],
     "manager_hidden": [500, 500],
+    "init": "none",
+    "init_clusters": "umap",
+    "self_train_epochs": 10,
+    "self_train_weight": 10.0,
 }
 BALANCES = ("cv2", "kl")
 
@@ -84,6 +95,10 @@ def _options(spec: ModelSpec) -> dict[str, Any]:
         "balance": choice(wrapped, "train.movae.balance", BALANCES),
         "expert_hidden": int_list(wrapped, "train.movae.expert_hidden"),
         "manager_hidden": int_list(wrapped, "train.movae.manager_hidden"),
+        "init": choice(wrapped, "train.movae.init", ("none", "ae")),
+        "init_clusters": choice(wrapped, "train.movae.init_clusters", INIT_CLUSTERS),
+        "self_train_epochs": nonneg_int(wrapped, "train.movae.self_train_epochs"),
+        "self_train_weight": positive_number(wrapped, "train.movae.self_train_weight"),
     }
 
 
@@ -155,6 +170,7 @@ class MoVAE(Model):
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
         opts = _options(spec)
+        self.opts = opts
         self.balance_weight: float = opts["balance_weight"]
         self.balance: str = opts["balance"]
         k, d, shape = spec.n_clusters, spec.latent_dim, tuple(spec.input_shape)
@@ -229,6 +245,25 @@ class MoVAE(Model):
 
     def predict_clusters(self, x: Tensor) -> Tensor:
         return self.manager(x).argmax(-1)
+
+    def initialise(self, x_train: Tensor, seed: int = 0, ae_checkpoint: Any = None,
+                   umap_settings: Any = None, **_: Any) -> None:
+        """``init: ae``: warm the model up on the partition of the autoencoder's codes (see
+        the module docstring); ``none``: keep the random start."""
+        if self.opts["init"] == "none":
+            return
+        if ae_checkpoint is None:
+            raise ParamError("params.yaml: 'train.movae.init' is 'ae' but no pretrained "
+                             "autoencoder was given")
+        z = ae_codes(ae_checkpoint, self.spec, x_train)
+        mix = fit_mixture(z, self.spec.n_clusters, seed, self.opts["init_clusters"],
+                          umap_settings)
+        if mix.labels is None:
+            raise ParamError("params.yaml: 'train.movae.init_clusters' must partition every "
+                             f"training point; {self.opts['init_clusters']!r} clustered a subset")
+        self_train(self, lambda xb: F.log_softmax(self.manager(xb), dim=-1), x_train,
+                   mix.labels, self.opts["self_train_epochs"], seed,
+                   self.opts["self_train_weight"])
 
     def _chosen(self, t: Tensor, x: Tensor) -> Tensor:
         """Pick, for each example, the slice [K, B, ...] -> [B, ...] of its chosen expert."""

@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vaemix.config import choice, positive_int, positive_number
+from vaemix.config import choice, nonneg_int, positive_int, positive_number
 from vaemix.distributions import (
     kl_categorical,
     kl_gaussians,
@@ -49,6 +49,7 @@ from vaemix.models.init import (
     copy_autoencoder,
     gmm_on_encoder,
     load_ae_state,
+    self_train,
 )
 from vaemix.networks import (
     MAX_LOGVAR,
@@ -62,6 +63,8 @@ from vaemix.networks import (
 DEFAULTS: dict[str, Any] = {
     "init": "ae",
     "init_clusters": "gmm",
+    "self_train_epochs": 0,
+    "self_train_weight": 10.0,
     "init_posterior_var": 0.01,
     "predict": "mean",
     "predict_samples": 10,
@@ -79,6 +82,8 @@ def _options(options: dict[str, Any]) -> dict[str, Any]:
     return {
         "init": choice(wrapped, "train.vade.init", ("ae", "none")),
         "init_clusters": choice(wrapped, "train.vade.init_clusters", INIT_CLUSTERS),
+        "self_train_epochs": nonneg_int(wrapped, "train.vade.self_train_epochs"),
+        "self_train_weight": positive_number(wrapped, "train.vade.self_train_weight"),
         "init_posterior_var": positive_number(wrapped, "train.vade.init_posterior_var"),
         "predict": choice(wrapped, "train.vade.predict", ("mean", "samples")),
         "predict_samples": positive_int(wrapped, "train.vade.predict_samples"),
@@ -202,6 +207,7 @@ class VaDE(Model):
         x_train: Tensor,
         seed: int = 0,
         ae_checkpoint: str | Path | None = None,
+        umap_settings: dict[str, Any] | None = None,
         **_: Any,
     ) -> None:
         """Start from the pretrained autoencoder (init "ae", Jiang et al. 2017, sec. 3.3):
@@ -221,7 +227,7 @@ class VaDE(Model):
             source=str(ae_checkpoint),
         )
         mix = gmm_on_encoder(self.encode, x_train, self.spec.n_clusters, seed,
-                             self.opts["init_clusters"])
+                             self.opts["init_clusters"], umap_settings)
         dev = self.mu_c.device
         self.pi_logits.copy_(torch.as_tensor(mix.weights, device=dev).log())
         self.mu_c.copy_(torch.as_tensor(mix.means, device=dev))
@@ -237,3 +243,8 @@ class VaDE(Model):
         bias = (variances.mean(0) * ratio).log().clamp(MIN_LOGVAR + 1.0, MAX_LOGVAR - 1.0)
         self.posterior.logvar.weight.zero_()
         self.posterior.logvar.bias.copy_(bias)
+        if mix.labels is not None:
+            # the start's partition, not a Gaussian per cluster, is what to keep: make the
+            # latents agree with it (see vaemix.models.init.self_train)
+            self_train(self, lambda xb: self.log_gamma(self.encode(xb)), x_train, mix.labels,
+                       self.opts["self_train_epochs"], seed, self.opts["self_train_weight"])

@@ -1,0 +1,123 @@
+"""N2D clustering: UMAP of the latents, then a Gaussian mixture on the embedding.
+
+McConville, Santos-Rodriguez, Piechocki & Craddock 2020, "N2D: (Not Too) Deep Clustering
+via Clustering the Local Manifold of an Autoencoded Embedding", sec. 3: an autoencoder's
+codes are embedded by UMAP (McInnes, Healy & Melville 2018) into as many dimensions as
+there are clusters, with ``min_dist`` 0 so that points of one cluster pack tightly, and a
+full-covariance Gaussian mixture clusters the embedding. Their MNIST settings: 20
+neighbours, 10 components, ``min_dist`` 0. UMAP is fitted on the training latents only;
+test latents are placed in the fitted embedding by UMAP's ``transform``.
+
+Used twice in vaemix: as the ``umap_gmm`` baseline on every encoder's latents, and as the
+label-free start (``init_clusters: umap``) that the mixture models begin from.
+
+Determinism: UMAP with a ``random_state`` runs its optimisation on one thread and gives the
+same embedding for the same seed and inputs; the GMM is seeded too.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sklearn.mixture import GaussianMixture
+
+# The N2D paper's MNIST settings; n_components None = the number of clusters.
+DEFAULTS: dict[str, Any] = {
+    "n_neighbors": 20,
+    "n_components": None,
+    "min_dist": 0.0,
+    "covariance_type": "full",
+    "n_init": 5,
+    "max_points": 20000,
+}
+REG_COVAR = 1e-5  # added to the GMM's covariance diagonals (the embedding has unit scale)
+
+
+def _umap_class() -> Any:
+    """umap.UMAP, imported on first use (importing numba takes seconds); its noisy
+    warnings about parallelism with a fixed seed are silenced."""
+    os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(os.path.expanduser("~"),
+                                                          ".cache", "numba"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import umap
+
+    return umap.UMAP
+
+
+@dataclass
+class UmapGmm:
+    """A fitted UMAP embedding and the Gaussian mixture on it."""
+
+    embedding: Any
+    gmm: GaussianMixture
+
+    def embed(self, z: np.ndarray) -> np.ndarray:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return np.asarray(self.embedding.transform(np.asarray(z, np.float32)), np.float64)
+
+    def predict_proba(self, z: np.ndarray) -> np.ndarray:
+        """Responsibilities [N, K] of the mixture at the embedding of ``z``."""
+        return self.gmm.predict_proba(self.embed(z))
+
+    def predict(self, z: np.ndarray) -> np.ndarray:
+        """The cluster index (int64) of every row of ``z``."""
+        return np.asarray(self.gmm.predict(self.embed(z)), dtype=np.int64)
+
+
+def settings_with_defaults(settings: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``settings`` over :data:`DEFAULTS`."""
+    return {**DEFAULTS, **dict(settings or {})}
+
+
+def fit_umap_gmm(
+    z: np.ndarray, n_clusters: int, seed: int, settings: Mapping[str, Any] | None = None
+) -> tuple[UmapGmm, np.ndarray, dict[str, Any]]:
+    """Fit UMAP and the GMM on latents ``z`` [N, d].
+
+    Returns the fitted model, the training points' labels [N] and diagnostics. Above
+    ``max_points`` points, UMAP is fitted on a seeded random subset and the rest are
+    placed by ``transform``.
+    """
+    s = settings_with_defaults(settings)
+    z = np.asarray(z, dtype=np.float32)
+    n = len(z)
+    if n <= n_clusters:
+        raise ValueError(f"UMAP + GMM needs more points than clusters, got {n} for "
+                         f"{n_clusters}")
+    rng = np.random.default_rng(seed)
+    cap = s["max_points"]
+    fit_idx = (np.sort(rng.choice(n, size=cap, replace=False))
+               if cap is not None and n > cap else np.arange(n))
+    n_fit = len(fit_idx)
+    # UMAP's spectral start needs n_components < n - 1; tiny sets get fewer components
+    n_components = min(int(s["n_components"] or n_clusters), max(1, n_fit - 2))
+    umap_model = _umap_class()(
+        n_neighbors=min(int(s["n_neighbors"]), n_fit - 1),
+        n_components=n_components,
+        min_dist=float(s["min_dist"]),
+        metric="euclidean",
+        random_state=seed,
+        init="spectral" if n_fit > n_components + 2 else "random",
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        emb_fit = np.asarray(umap_model.fit_transform(z[fit_idx]), dtype=np.float64)
+    gmm = GaussianMixture(
+        n_components=n_clusters, covariance_type=s["covariance_type"], n_init=int(s["n_init"]),
+        reg_covar=REG_COVAR, max_iter=500, random_state=seed,
+    ).fit(emb_fit)
+    model = UmapGmm(umap_model, gmm)
+    if n_fit == n:
+        labels = np.asarray(gmm.predict(emb_fit), dtype=np.int64)
+    else:
+        labels = model.predict(z)
+    extra = {"umap_components": n_components, "umap_points": n_fit,
+             "converged": bool(gmm.converged_), "n_iter": int(gmm.n_iter_)}
+    return model, labels, extra
