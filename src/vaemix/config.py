@@ -410,13 +410,31 @@ def validate(params: Params) -> Params:
     return params
 
 
+class YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a number in scientific notation without a dot or
+    an exponent sign (``1e-05``, what ``dvc exp run -S lr=0.00001`` writes; ``1e5``) is a
+    float, as in YAML 1.2 and Python, instead of YAML 1.1's string."""
+
+
+YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
+def load_yaml(text: str) -> Any:
+    """Parse YAML text (params, profiles) with :class:`YamlLoader`."""
+    return yaml.load(text, Loader=YamlLoader)  # safe: a SafeLoader subclass
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Read and validate the params file."""
     path = Path(path)
     if not path.is_file():
         raise ParamError(f"{path}: params file not found")
     try:
-        params = yaml.safe_load(path.read_text(encoding="utf-8"))
+        params = load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
         raise ParamError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
     return validate(params)

@@ -1,7 +1,8 @@
 """The one training loop every model uses.
 
 Seeded, device-aware, data held on the device as tensors (no DataLoader per batch), a
-tqdm progress bar, per-epoch curves through dvclive written to a temporary directory that
+tqdm progress bar (redrawn at most every 30 s when stderr is not a terminal, so logs stay
+short), per-epoch curves through dvclive written to a temporary directory that
 replaces the final one only when training ends, and a hard stop naming the epoch, batch
 and term when training diverges: a loss term or the gradient turns NaN or infinite, or
 the loss rises past ``max_loss_growth`` times its first value (see ``_check_loss``).
@@ -44,6 +45,16 @@ from vaemix.models.base import Model
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 
 EvalFn = Callable[[Model], Mapping[str, float]]
+
+# The progress bar redraws at most once a second on a terminal; in a log (CI, ``dvc repro >
+# log``), where every redraw is a new line, at most once every 30 seconds.
+TTY_INTERVAL, LOG_INTERVAL = 1.0, 30.0
+
+
+def progress_interval(stream: Any) -> float:
+    """Seconds between progress-bar redraws on ``stream`` (a terminal or not)."""
+    isatty = getattr(stream, "isatty", None)
+    return TTY_INTERVAL if callable(isatty) and isatty() else LOG_INTERVAL
 
 
 @dataclass
@@ -115,30 +126,49 @@ def batched(
     return torch.cat([o.detach().cpu() for o in outs])
 
 
-def _check_finite(terms: Mapping[str, Tensor], epoch: int, batch: int) -> None:
-    for name, value in terms.items():
-        v = float(value.detach())
+def _culprit(terms: Mapping[str, float], first: Mapping[str, float]) -> str | None:
+    """The term other than the total ``loss`` that blew up: the first non-finite one, else
+    the one that rose most above its first-batch value; None when none rose."""
+    parts = {k: v for k, v in terms.items() if k != "loss"}
+    for name, v in parts.items():
         if not math.isfinite(v):
+            return name
+    rises = {k: v - first[k] for k, v in parts.items() if k in first}
+    name = max(rises, key=rises.__getitem__, default=None)
+    return name if name is not None and rises[name] > 0 else None
+
+
+def _check_finite(terms: Mapping[str, float], epoch: int, batch: int) -> None:
+    for name, v in terms.items():
+        if not math.isfinite(v):
+            culprit = _culprit(terms, {}) if name == "loss" else None
+            cause = f" (its term '{culprit}' is {terms[culprit]})" if culprit else ""
             raise NumericalError(
                 f"training diverged: loss term '{name}' is {v} at epoch {epoch + 1}, "
-                f"batch {batch + 1}; lower the learning rate or check the data"
+                f"batch {batch + 1}{cause}; lower the learning rate or check the data"
             )
 
 
-def _check_loss(loss: float, first: float, growth: float | None, epoch: int, batch: int) -> None:
+def _check_loss(terms: Mapping[str, float], first: Mapping[str, float], growth: float | None,
+                epoch: int, batch: int) -> None:
     """Stop a run whose minimised loss has blown up while staying finite.
 
     The losses here are negative log-likelihood bounds in nats per example; an optimiser
     that works never drives them up by orders of magnitude. A run that does (e.g. a
     learning rate of 10) produces finite garbage for a few steps before float32 overflows,
     so it is stopped at the first batch whose loss exceeds the first batch's by more than
-    ``growth * max(|first|, 1)``.
+    ``growth * max(|first|, 1)``. ``terms`` and ``first`` are the batch's and the first
+    batch's terms; the error names the term that rose most.
     """
-    if growth is not None and loss > first + growth * max(abs(first), 1.0):
+    loss, first_loss = terms["loss"], first["loss"]
+    if growth is not None and loss > first_loss + growth * max(abs(first_loss), 1.0):
+        culprit = _culprit(terms, first)
+        cause = (f"; its term '{culprit}' rose most, from {first[culprit]:.4g} to "
+                 f"{terms[culprit]:.4g}" if culprit else "")
         raise NumericalError(
             f"training diverged: loss term 'loss' is {loss:.4g} at epoch {epoch + 1}, "
-            f"batch {batch + 1}, more than {growth:g} times its first value {first:.4g}; "
-            "lower the learning rate or check the data"
+            f"batch {batch + 1}, more than {growth:g} times its first value "
+            f"{first_loss:.4g}{cause}; lower the learning rate or check the data"
         )
 
 
@@ -265,7 +295,7 @@ class _Run:
         self.start = 0
         self.history: list[dict[str, float]] = []
         self.train_seconds = 0.0
-        self.first_loss: float | None = None
+        self.first_terms: dict[str, float] | None = None  # the first batch's loss terms
         # data-parallel under torchrun (vaemix.distributed): DDP around model.loss
         self.group = distributed.current()
         self.step = (distributed.wrap(model, x_train.device) if self.group is not None
@@ -282,7 +312,7 @@ class _Run:
             "rng": _rng_state(self.gen, self.x_train.device),
             "history": self.history,
             "train_seconds": self.train_seconds,
-            "first_loss": self.first_loss,
+            "first_terms": self.first_terms,
         })
 
     def _resume(self) -> None:
@@ -306,7 +336,7 @@ class _Run:
         self.start = int(ckpt["epoch"])
         self.history = list(ckpt["history"])
         self.train_seconds = float(ckpt["train_seconds"])
-        self.first_loss = ckpt["first_loss"]
+        self.first_terms = ckpt["first_terms"]
         print(f"{self.desc}: resuming from the checkpoint after epoch {self.start} "
               f"in {self.checkpoint_dir}", file=sys.stderr)
 
@@ -324,9 +354,10 @@ class _Run:
                 live.next_step()
         n = len(x_train)
         n_batches = math.ceil(n / config.batch_size)
+        interval = progress_interval(sys.stderr)
         bar = tqdm(range(self.start, config.epochs), desc=self.desc, unit="epoch",
-                   dynamic_ncols=True, mininterval=1.0, initial=self.start, total=config.epochs,
-                   disable=not main)
+                   dynamic_ncols=True, mininterval=interval, maxinterval=max(interval, 10.0),
+                   initial=self.start, total=config.epochs, disable=not main, file=sys.stderr)
         for epoch in bar:
             model.train()
             start = time.perf_counter()  # epoch hooks (e.g. DP-GMM refits) count as training time
@@ -340,19 +371,19 @@ class _Run:
                     terms = self.step(x_train[idx])
                 if bf16:
                     terms = {k: v.float() for k, v in terms.items()}
-                _check_finite(terms, epoch, b)
-                loss = float(terms["loss"].detach())
-                if self.first_loss is None:
-                    self.first_loss = loss
-                _check_loss(loss, self.first_loss, config.max_loss_growth, epoch, b)
+                values = {k: float(v.detach()) for k, v in terms.items()}
+                _check_finite(values, epoch, b)
+                if self.first_terms is None:
+                    self.first_terms = values
+                _check_loss(values, self.first_terms, config.max_loss_growth, epoch, b)
                 self.optimizer.zero_grad(set_to_none=True)
                 terms["loss"].backward()
                 _check_gradient(model, epoch, b)
                 if config.grad_clip is not None:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
                 self.optimizer.step()
-                for k, v in terms.items():
-                    sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(idx)
+                for k, v in values.items():
+                    sums[k] = sums.get(k, 0.0) + v * len(idx)
             self.scheduler.step()
             if x_train.device.type == "cuda":
                 torch.cuda.synchronize(x_train.device)
@@ -365,7 +396,7 @@ class _Run:
                 model.eval()
                 record.update({f"test/{k}": float(v) for k, v in self.evaluate(model).items()})
             self.history.append(record)
-            bar.set_postfix(loss=f"{record['train/loss']:.3f}")
+            bar.set_postfix(loss=f"{record['train/loss']:.3f}", refresh=False)  # drawn next
             if live is not None:
                 for k, v in record.items():
                     live.log_metric(k, v, plot=True)
