@@ -71,7 +71,7 @@ def run_seed(
                 for method in methods:
                     start = time.perf_counter()
                     init = {"ae_checkpoint": ARTIFACTS / ds / "ae" / "model.pt",
-                            "umap_settings": params["baseline"].get("umap_gmm")}
+                            "start": {"umap": params["baseline"].get("umap_gmm")}}
                     m = train_and_export(method, ds, data, params, "train", init=init)
                     minutes = (time.perf_counter() - start) / 60
                     rows.append({"dataset": ds, "method": method, "seed": seed,

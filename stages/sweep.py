@@ -72,7 +72,7 @@ def main(argv: list[str]) -> None:
         swept["train"][method].update(overrides)
         init = {"ae_checkpoint": ARTIFACTS / dataset / f"ae_z{d}" / "model.pt",
                 "gmvae_checkpoint": ARTIFACTS / dataset / f"gmvae_z{d}" / "model.pt",
-                "umap_settings": params["baseline"].get("umap_gmm")}
+                "start": {"umap": params["baseline"].get("umap_gmm")}}
         train_and_export(method, dataset, load_prepared(dataset), swept, "train", init=init,
                          name=f"{run}_z{d}")
     else:

@@ -29,7 +29,8 @@ def main(argv: list[str]) -> None:
     require_listed(params, "methods", method)
     relaunch(params, __file__, argv)  # distributed.nproc_per_node > 1: under torchrun
     init = {"ae_checkpoint": ARTIFACTS / dataset / "ae" / "model.pt",
-            "umap_settings": params["baseline"].get("umap_gmm")}
+            "start": {"umap": params["baseline"].get("umap_gmm"),
+                      "file": ARTIFACTS / dataset / "ae+umap_gmm" / "pred.npz"}}
     train_and_export(method, dataset, load_prepared(dataset), params, "train", init=init)
 
 

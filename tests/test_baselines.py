@@ -23,6 +23,8 @@ SETTINGS = {
         "max_iter": 500,
         "min_weight": 0.01,
     },
+    "umap_gmm": {"n_neighbors": 15, "n_components": None, "min_dist": 0.0,
+                 "covariance_type": "full", "n_init": 2, "max_points": None},
 }
 K = 5
 
@@ -136,3 +138,22 @@ def test_load_latents(tmp_path, data):
     save_npz(path, **{**data, "y_test": data["y_test"][:10]})
     with pytest.raises(DataError, match="y_test"):
         load_latents(path)
+
+
+def test_umap_gmm_keeps_its_training_clusters_and_sees_raw_latents(data):
+    """N2D's UMAP works on the encoder's own distances (no standardisation), and the
+    training points' clusters are the fit's own, which the mixture models start from."""
+    fit = fit_baseline("umap_gmm", data["z_train"], K, SETTINGS["umap_gmm"], seed=0)
+    np.testing.assert_array_equal(fit.mean, 0.0)
+    np.testing.assert_array_equal(fit.scale, 1.0)
+    own = fit.train_labels(data["z_train"])
+    assert own.shape == (500,) and cluster_accuracy(data["y_train"], own) >= 0.95
+    assert fit.extra["umap_components"] == K
+
+
+def test_unlabelled_test_data_gets_no_scores(data):
+    """A clustering without labels (all -1) publishes the clusters it used, no ACC/NMI."""
+    unlabelled = {**data, "y_test": np.full(300, -1)}
+    metrics, _ = evaluate_baseline("kmeans", unlabelled, K, SETTINGS["kmeans"], seed=0)
+    assert metrics["n_clusters_used"] == K
+    assert not {"acc", "nmi", "ari"} & set(metrics)

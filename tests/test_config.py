@@ -160,3 +160,17 @@ def test_temperature_in_a_per_dataset_override_is_checked(params):
     bad = _set(params, "train.dmvae.per_dataset", {"spiral": {"tau_end": 0}})
     with pytest.raises(ParamError, match=r"'train.dmvae.per_dataset.spiral.tau_end' must be a pos"):
         validate(bad)
+
+
+def test_schedules_scale_with_the_budget():
+    from vaemix.config import scale_schedules
+
+    params = {"budget": {"epoch_scale": 0.1}}
+    settings = {"epochs": 100, "kl_anneal_steps": 2000, "tau_anneal_epochs": 50,
+                "q_init_epochs": 0, "self_train_epochs": 3, "lr_decay_every": 10, "lr": 0.002}
+    out = scale_schedules(params, settings)
+    assert out["kl_anneal_steps"] == 200 and out["tau_anneal_epochs"] == 5
+    assert out["q_init_epochs"] == 0          # a phase that is off stays off
+    assert out["self_train_epochs"] == 1      # rounds to 0.3, kept at one
+    assert out["lr_decay_every"] == 1 and out["lr"] == 0.002 and out["epochs"] == 100
+    assert settings["kl_anneal_steps"] == 2000   # the input is not changed

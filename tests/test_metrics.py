@@ -97,3 +97,18 @@ def test_confusion_with_permuted_labels():
     c = confusion(y_true, y_pred)
     np.testing.assert_array_equal(c, [[2, 0, 0], [0, 2, 1], [0, 0, 1]])
     assert np.trace(c) / c.sum() == pytest.approx(cluster_accuracy(y_true, y_pred))
+
+
+def test_a_forced_collapse_is_flagged():
+    from vaemix.metrics import mark_collapsed, min_clusters
+
+    y = np.repeat(np.arange(10), 20)
+    one = mark_collapsed(clustering_metrics(y, np.zeros(200, int)), 10, 0.5)
+    assert one["collapsed"] is True and one["n_clusters_used"] == 1
+    assert one["n_clusters_expected"] == 10
+    healthy = mark_collapsed(clustering_metrics(y, y % 5), 10, 0.5)   # 5 of 10: at the line
+    assert healthy["collapsed"] is False
+    four = mark_collapsed(clustering_metrics(y, y % 4), 10, 0.5)
+    assert four["collapsed"] is True
+    assert min_clusters(10, 0.5) == 5 and min_clusters(10, 0.9) == 9 and min_clusters(3, 0.1) == 1
+    assert "collapsed" not in mark_collapsed({"test_mse": 1.0}, 10, 0.5)

@@ -27,7 +27,7 @@ from tests.data.fakes import write_cifar100_raw, write_mnist_raw
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ["mnist", "spiral", "cifar100"]
 ENCODERS = ["ae", "vae"]
-BASELINES = ["kmeans", "gmm", "dpgmm"]
+BASELINES = ["kmeans", "gmm", "dpgmm", "umap_gmm"]
 METHODS = ["vade", "dmvae", "movae", "gmvae", "concrete_gmvae", "gmvae_dpgmm"]
 GMVAE_FAMILY = ["gmvae", "concrete_gmvae", "gmvae_dpgmm"]
 BASELINE_ENCODERS = [*ENCODERS, "gmvae"]  # Nagpal et al. 2019, Table 1
@@ -73,6 +73,7 @@ def tiny_params() -> dict:
     params["baseline"]["kmeans"]["n_init"] = 2
     params["baseline"]["gmm"]["n_init"] = 1
     params["baseline"]["dpgmm"]["max_iter"] = 100
+    params["baseline"]["umap_gmm"].update(n_neighbors=10, n_init=1)
     params["moe"].update(gates=MOE_GATES, latent_dims=MOE_LATENT_DIMS,
                          plain_gates=MOE_PLAIN_GATES)
     for gate in ("dvmoe", "vade_moe", "deepmoe"):

@@ -26,7 +26,7 @@ from vaemix.regress import load_tolerances
 from vaemix.training import TrainConfig, clear_checkpoint, fit, seed_everything
 
 ROOT = Path(__file__).resolve().parents[1]
-TIMING = ("train_seconds", "samples_per_second", "seconds_per_epoch")
+TIMING = ("train_seconds", "samples_per_second", "seconds_per_epoch", "init_seconds")
 
 
 def _drop_timing(obj):

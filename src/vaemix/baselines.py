@@ -123,6 +123,13 @@ class BaselineFit:
         """Cluster index (int64) of every row of ``z``."""
         return np.asarray(self.model.predict(self.transform(z)), dtype=np.int64)
 
+    def train_labels(self, z_train: np.ndarray) -> np.ndarray:
+        """The clusters of the training latents the baseline was fitted on: those of the
+        fit itself where it keeps them (UMAP's embedding of its own training points is not
+        what ``transform`` gives them again), else :meth:`predict`."""
+        own = getattr(self.model, "train_labels", None)
+        return np.asarray(own, np.int64) if own is not None else self.predict(z_train)
+
 
 def fit_baseline(
     name: str, z_train: np.ndarray, n_clusters: int, settings: Mapping[str, Any], seed: int
@@ -200,9 +207,20 @@ def evaluate_baseline(
     """
     fit = fit_baseline(name, latents["z_train"], n_clusters, settings, seed)
     pred = fit.predict(latents["z_test"])
-    metrics = clustering_metrics(latents["y_test"], pred)
+    return _test_metrics(fit, latents["y_test"], pred, seed), pred
+
+
+def _test_metrics(fit: BaselineFit, y_test: np.ndarray, pred: np.ndarray,
+                  seed: int) -> dict[str, Any]:
+    """The clustering scores of ``pred`` against ``y_test`` (only the clusters used when
+    the data has no labels, marked -1: no score against a missing label), the fit's time
+    and diagnostics."""
+    if (np.asarray(y_test) >= 0).all():
+        metrics = clustering_metrics(y_test, pred)
+    else:
+        metrics = {"n_clusters_used": int(np.unique(pred).size)}
     metrics.update(train_seconds=fit.fit_seconds, seed=seed, **fit.extra)
-    return metrics, pred
+    return metrics
 
 
 def run_baseline(params: Mapping[str, Any], dataset: str, encoder_run: str,
@@ -227,9 +245,13 @@ def run_baseline(params: Mapping[str, Any], dataset: str, encoder_run: str,
         encoder_dir = seed_path(Path("artifacts") / dataset / encoder_run, seed, seeds)
         latents = load_latents(encoder_dir / "latents.npz")
         check_clusters_fit(params, dataset, len(latents["z_train"]), str(encoder_dir))
-        metrics, pred = evaluate_baseline(baseline, latents, n_clusters, settings, seed)
-        io.save_npz(artifacts / "pred.npz", pred_test=pred, y_test=latents["y_test"])
-        return metrics
+        fit = fit_baseline(baseline, latents["z_train"], n_clusters, settings, seed)
+        pred = fit.predict(latents["z_test"])
+        # the training points' clusters too: ae+umap_gmm's are the start of the mixture
+        # models (init_clusters: umap)
+        io.save_npz(artifacts / "pred.npz", pred_test=pred, y_test=latents["y_test"],
+                    pred_train=fit.train_labels(latents["z_train"]))
+        return _test_metrics(fit, latents["y_test"], pred, seed)
 
     return run_over_seeds(params, dataset, f"{encoder_run}+{baseline}", fit_seed,
                           curves=False)

@@ -403,6 +403,12 @@ def validate(params: Params) -> Params:
     if methods and "ae" not in encoders:
         # every train@ stage may start from the pretrained autoencoder (VaDE's initialisation)
         raise ParamError("params.yaml: 'encoders' must include 'ae' when 'methods' is not empty")
+    if methods and ("umap_gmm" not in get(params, "baselines")
+                    or "ae" not in get(params, "baseline_encoders")):
+        # every train@ stage depends on the ae+umap_gmm clustering (init_clusters: umap)
+        raise ParamError("params.yaml: 'baselines' must include 'umap_gmm' and "
+                         "'baseline_encoders' 'ae' when 'methods' is not empty (the mixture "
+                         "models start from the ae+umap_gmm clustering)")
     for method in methods:
         _validate_training(params, "train", method)
     _validate_baseline(params)

@@ -162,6 +162,8 @@ def train_and_export(
 
 def _seed_file(value: Any, seed: int, seeds: list[int]) -> Any:
     """``artifacts/<dataset>/<run>/<file>`` of seed ``seed`` (see :mod:`vaemix.seeds`)."""
+    if isinstance(value, Mapping):
+        return {k: _seed_file(v, seed, seeds) for k, v in value.items()}
     if not isinstance(value, str | Path):
         return value
     path = Path(value)

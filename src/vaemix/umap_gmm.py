@@ -56,6 +56,7 @@ class UmapGmm:
 
     embedding: Any
     gmm: GaussianMixture
+    train_labels: np.ndarray | None = None  # the clusters of the points it was fitted on
 
     def embed(self, z: np.ndarray) -> np.ndarray:
         with warnings.catch_warnings():
@@ -118,6 +119,7 @@ def fit_umap_gmm(
         labels = np.asarray(gmm.predict(emb_fit), dtype=np.int64)
     else:
         labels = model.predict(z)
+    model.train_labels = labels
     extra = {"umap_components": n_components, "umap_points": n_fit,
              "converged": bool(gmm.converged_), "n_iter": int(gmm.n_iter_)}
     return model, labels, extra

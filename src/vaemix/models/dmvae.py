@@ -237,7 +237,7 @@ class DMVAE(Model):
 
     def initialise(
         self, x_train: Tensor, seed: int = 0, ae_checkpoint: str | Path | None = None,
-        umap_settings: Mapping[str, Any] | None = None, **_: Any
+        start: Mapping[str, Any] | None = None, **_: Any
     ) -> None:
         """With ``init: ae``: start from the pretrained autoencoder and a diagonal GMM on
         its latents, as VaDE does (Jiang et al. 2017, sec. 3.3); nothing for ``none``.
@@ -259,7 +259,7 @@ class DMVAE(Model):
                          self.decoder, self.likelihood, source=str(ae_checkpoint))
         self.c_trunk.load_state_dict(self.trunk.state_dict())
         gmm = gmm_on_encoder(self.encode, x_train, self.spec.n_clusters, seed,
-                             self.opts["init_clusters"], umap_settings)
+                             self.opts["init_clusters"], start)
         with torch.no_grad():
             dev = self.prior_mean.device
             self.prior_mean.copy_(torch.as_tensor(gmm.means, device=dev))

@@ -155,12 +155,12 @@ class GMVAE(Model):
 
     @torch.no_grad()
     def prior_from_codes(self, z: np.ndarray, seed: int,
-                         umap_settings: Mapping[str, Any] | None = None) -> MixtureInit:
+                         start: Mapping[str, Any] | None = None) -> MixtureInit:
         """Set p(z|y) from a diagonal mixture on latents z [N, d] (option init_clusters: EM,
         spectral or UMAP + GMM, see vaemix.models.init); p(y) stays uniform. Returns the
         mixture (with the start's partition when it has one)."""
         mix = fit_mixture(z, self.n_components, seed, self.opts["init_clusters"],
-                          umap_settings)
+                          start)
         dev = self.prior_mean.device
         self.prior_mean.copy_(torch.as_tensor(mix.means, device=dev))
         self.prior_logvar.copy_(torch.as_tensor(mix.variances, device=dev).log())
@@ -173,7 +173,7 @@ class GMVAE(Model):
 
     def initialise(
         self, x_train: Tensor, seed: int = 0, ae_checkpoint: str | Path | None = None,
-        umap_settings: Mapping[str, Any] | None = None, **_: Any
+        start: Mapping[str, Any] | None = None, **_: Any
     ) -> None:
         """``init: ae``: start from the pretrained autoencoder, as VaDE does (Jiang et al.
         2017, sec. 3.3); ``none`` keeps the random start (Collier & Urdiales 2019 train from
@@ -200,7 +200,7 @@ class GMVAE(Model):
         def code(xb: Tensor) -> Tensor:
             return to_z(self.trunk(xb))
 
-        mix = self.fit_heads_to_codes(code, x_train, seed, umap_settings)
+        mix = self.fit_heads_to_codes(code, x_train, seed, start)
         if mix.labels is not None:
             self_train(self, self.log_q_y, x_train, mix.labels, self.opts["self_train_epochs"],
                        seed, self.opts["self_train_weight"])
@@ -210,7 +210,7 @@ class GMVAE(Model):
         return F.log_softmax(self.q_y_logits(self.trunk(x)), dim=-1)
 
     def fit_heads_to_codes(self, code: Callable[[Tensor], Tensor], x_train: Tensor,
-                           seed: int, umap_settings: Mapping[str, Any] | None = None
+                           seed: int, start: Mapping[str, Any] | None = None
                            ) -> MixtureInit:
         """The prior from a mixture on ``code(x_train)``, then q(y|x) and q(z|x,y) fitted to
         its responsibilities and to the codes, with the trunk fixed (see :meth:`initialise`).
@@ -218,7 +218,7 @@ class GMVAE(Model):
         from vaemix.training import batched  # (vaemix.training imports vaemix.models)
 
         mix = self.prior_from_codes(batched(code, x_train).numpy().astype(np.float64), seed,
-                                    umap_settings)
+                                    start)
         variances = self.prior_params()[1].detach().exp().mean(0)
         target_logvar = (variances * self.opts["init_posterior_var"]).log().clamp(
             MIN_LOGVAR + 1.0, MAX_LOGVAR - 1.0)

@@ -205,9 +205,9 @@ class GMVAEDPGMM(ConcreteGMVAE):
 
     @torch.no_grad()
     def prior_from_codes(self, z: np.ndarray, seed: int,
-                         umap_settings: Mapping[str, Any] | None = None) -> MixtureInit:
+                         start: Mapping[str, Any] | None = None) -> MixtureInit:
         """init ae: the first DP-GMM fit is on the autoencoder's codes (Algorithm 1); no
-        other start applies (``umap_settings`` is ignored)."""
+        other start applies (``start`` is ignored)."""
         self._seed = seed
         self._fit_dp(z)
         return MixtureInit(weights=self.prior_log_weights.exp().cpu().numpy(),

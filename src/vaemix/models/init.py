@@ -190,24 +190,41 @@ def spectral_consensus_mixture(
 
 
 def umap_mixture(z: np.ndarray, n_clusters: int, seed: int,
-                 settings: Mapping[str, Any] | None = None) -> MixtureInit:
+                 start: Mapping[str, Any] | None = None) -> MixtureInit:
     """The N2D partition of z (UMAP, then a GMM on the embedding; McConville et al. 2020,
     :mod:`vaemix.umap_gmm`), as the diagonal mixture of its clusters' moments in z, with
-    the partition itself as ``labels``."""
-    from vaemix.umap_gmm import fit_umap_gmm
+    the partition itself as ``labels``.
 
-    _, labels, _ = fit_umap_gmm(z, n_clusters, seed, settings)
+    ``start["umap"]`` holds the UMAP + GMM settings (params' baseline.umap_gmm). When
+    ``start["file"]`` names an existing ``pred.npz`` of the ``ae+umap_gmm`` baseline (the
+    same clustering of the same codes, already fitted by its DVC stage), its training
+    points' clusters are read instead of fitted again.
+    """
+    start = start or {}
+    path = start.get("file")
+    if path is not None and Path(path).is_file():
+        with np.load(path) as f:
+            if "pred_train" not in f.files:
+                raise DataError(f"{path}: no 'pred_train' array; rerun its baselines@ stage")
+            labels = f["pred_train"].astype(np.int64)
+        if len(labels) != len(z) or labels.min() < 0 or labels.max() >= n_clusters:
+            raise DataError(f"{path}: {len(labels)} training clusters in 0..{labels.max()}, "
+                            f"expected {len(z)} in 0..{n_clusters - 1}; rerun its stage")
+    else:
+        from vaemix.umap_gmm import fit_umap_gmm
+
+        _, labels, _ = fit_umap_gmm(z, n_clusters, seed, start.get("umap"))
     mix = mixture_from_labels(z, labels, n_clusters)
     mix.labels = labels
     return mix
 
 
 def fit_mixture(z: np.ndarray, n_clusters: int, seed: int, how: str = "gmm",
-                umap_settings: Mapping[str, Any] | None = None) -> MixtureInit:
+                start: Mapping[str, Any] | None = None) -> MixtureInit:
     """The first mixture on latents z [N, d]: ``how`` is one of INIT_CLUSTERS;
-    ``umap_settings`` are those of ``umap`` (params' baseline.umap_gmm)."""
+    ``start`` is where ``umap`` starts from (see :func:`umap_mixture`)."""
     if how == "umap":
-        return umap_mixture(z, n_clusters, seed, umap_settings)
+        return umap_mixture(z, n_clusters, seed, start)
     if how == "gmm":
         return fit_diag_gmm(z, n_clusters, seed)
     if how == "spectral":
@@ -219,7 +236,7 @@ def fit_mixture(z: np.ndarray, n_clusters: int, seed: int, how: str = "gmm",
 
 def gmm_on_encoder(
     encode: nn.Module | object, x_train: Tensor, n_clusters: int, seed: int, how: str = "gmm",
-    umap_settings: Mapping[str, Any] | None = None,
+    start: Mapping[str, Any] | None = None,
 ) -> MixtureInit:
     """Fit the first mixture (``how``: see fit_mixture) on ``encode(x_train)``, the AE
     latents once copied in."""
@@ -227,7 +244,7 @@ def gmm_on_encoder(
     from vaemix.training import batched
 
     z = batched(encode, x_train).numpy().astype(np.float64)
-    return fit_mixture(z, n_clusters, seed, how, umap_settings)
+    return fit_mixture(z, n_clusters, seed, how, start)
 
 
 def ae_codes(ae_checkpoint: str | Path, spec: Any, x_train: Tensor) -> np.ndarray:

@@ -247,7 +247,7 @@ class MoVAE(Model):
         return self.manager(x).argmax(-1)
 
     def initialise(self, x_train: Tensor, seed: int = 0, ae_checkpoint: Any = None,
-                   umap_settings: Any = None, **_: Any) -> None:
+                   start: Any = None, **_: Any) -> None:
         """``init: ae``: warm the model up on the partition of the autoencoder's codes (see
         the module docstring); ``none``: keep the random start."""
         if self.opts["init"] == "none":
@@ -257,7 +257,7 @@ class MoVAE(Model):
                              "autoencoder was given")
         z = ae_codes(ae_checkpoint, self.spec, x_train)
         mix = fit_mixture(z, self.spec.n_clusters, seed, self.opts["init_clusters"],
-                          umap_settings)
+                          start)
         if mix.labels is None:
             raise ParamError("params.yaml: 'train.movae.init_clusters' must partition every "
                              f"training point; {self.opts['init_clusters']!r} clustered a subset")

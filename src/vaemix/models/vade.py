@@ -207,7 +207,7 @@ class VaDE(Model):
         x_train: Tensor,
         seed: int = 0,
         ae_checkpoint: str | Path | None = None,
-        umap_settings: dict[str, Any] | None = None,
+        start: dict[str, Any] | None = None,
         **_: Any,
     ) -> None:
         """Start from the pretrained autoencoder (init "ae", Jiang et al. 2017, sec. 3.3):
@@ -227,7 +227,7 @@ class VaDE(Model):
             source=str(ae_checkpoint),
         )
         mix = gmm_on_encoder(self.encode, x_train, self.spec.n_clusters, seed,
-                             self.opts["init_clusters"], umap_settings)
+                             self.opts["init_clusters"], start)
         dev = self.mu_c.device
         self.pi_logits.copy_(torch.as_tensor(mix.weights, device=dev).log())
         self.mu_c.copy_(torch.as_tensor(mix.means, device=dev))

@@ -1,0 +1,80 @@
+"""The N2D start (init_clusters: umap) and the warm-up on its partition: every mixture model
+begins from the UMAP + GMM clustering of the autoencoder's codes and keeps it."""
+
+import numpy as np
+import pytest
+
+from tests.models.conftest import BLOB_SPEC
+from vaemix.errors import DataError
+from vaemix.io import save_npz
+from vaemix.metrics import cluster_accuracy
+from vaemix.models import ModelSpec, build_model
+from vaemix.models.init import umap_mixture
+from vaemix.training import TrainConfig, batched, fit, seed_everything
+
+UMAP = {"n_neighbors": 15, "n_components": None, "min_dist": 0.0, "covariance_type": "full",
+        "n_init": 2, "max_points": None}
+HEADS = {"head_hidden": [32], "q_init_epochs": 2}
+OPTIONS = {
+    "vade": {"init": "ae"},
+    "dmvae": {"init": "ae"},
+    "gmvae": {"init": "ae", **HEADS},
+    "concrete_gmvae": {"init": "ae", "kl_anneal_steps": 50, **HEADS},
+    "movae": {"init": "ae", "expert_hidden": [32], "manager_hidden": [32]},
+}
+
+
+def model_from_start(method: str, path, x, start: dict, epochs: int = 3):
+    seed_everything(0)
+    options = {**OPTIONS[method], "init_clusters": "umap", "self_train_epochs": epochs}
+    model = build_model(method, ModelSpec(**BLOB_SPEC, options=options))
+    model.initialise(x, seed=0, ae_checkpoint=path, start=start)
+    return model
+
+
+@pytest.mark.parametrize("method", sorted(OPTIONS))
+def test_every_model_starts_from_the_umap_clustering_and_keeps_it(method, blob_data):
+    x, _, x_test, y_test, _, path = blob_data
+    # MoVAE's manager starts random (nothing of the AE is copied): it needs more steps
+    model = model_from_start(method, path, x, {"umap": UMAP}, 30 if method == "movae" else 3)
+    start = batched(model.predict_clusters, x_test).numpy()
+    assert cluster_accuracy(y_test, start) >= 0.95
+    fit(model, x, TrainConfig(epochs=5, batch_size=64, lr=1e-3, seed=0))
+    end = batched(model.predict_clusters, x_test).numpy()
+    assert cluster_accuracy(y_test, end) >= 0.95 and len(np.unique(end)) == 5
+
+
+@pytest.mark.parametrize("method", ["vade", "gmvae"])
+def test_the_warm_up_follows_the_start_file_it_is_given(method, blob_data, tmp_path):
+    """A planted partition in the baseline's pred.npz (the true blobs under shuffled
+    names) is read, not refitted, and the warm-up makes the model's clusters its clusters,
+    index for index."""
+    x, y, _, _, _, path = blob_data
+    planted = np.array([3, 0, 4, 1, 2])[np.asarray(y)]
+    save_npz(tmp_path / "pred.npz", pred_train=planted, pred_test=np.zeros(3, np.int64))
+    model = model_from_start(method, path, x, {"umap": UMAP, "file": tmp_path / "pred.npz"})
+    pred = batched(model.predict_clusters, x).numpy()
+    assert np.mean(pred == planted) >= 0.98
+
+
+def test_a_start_file_of_another_split_is_refused(tmp_path):
+    z = np.random.default_rng(0).normal(size=(40, 2))
+    save_npz(tmp_path / "pred.npz", pred_train=np.zeros(39, np.int64))
+    with pytest.raises(DataError, match="pred.npz"):
+        umap_mixture(z, 3, seed=0, start={"file": tmp_path / "pred.npz"})
+
+
+def test_umap_start_is_deterministic_given_the_seed():
+    rng = np.random.default_rng(1)
+    z = np.concatenate([rng.normal(loc=6 * k, size=(60, 3)) for k in range(3)])
+    a = umap_mixture(z, 3, seed=4, start={"umap": UMAP})
+    b = umap_mixture(z, 3, seed=4, start={"umap": UMAP})
+    np.testing.assert_array_equal(a.labels, b.labels)
+    assert cluster_accuracy(np.repeat(np.arange(3), 60), a.labels) == 1.0
+
+
+def test_movae_start_needs_the_autoencoder(blob_data):
+    x, *_ = blob_data
+    model = build_model("movae", ModelSpec(**BLOB_SPEC, options=OPTIONS["movae"]))
+    with pytest.raises(Exception, match="train.movae.init"):
+        model.initialise(x, seed=0, ae_checkpoint=None)
