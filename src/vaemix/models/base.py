@@ -54,6 +54,12 @@ class Model(nn.Module):
         """Cluster index [B] of each example (clustering models only)."""
         raise TypeError(f"{type(self).__name__} does not cluster")
 
+    def log_q_c(self, x: Tensor) -> Tensor:
+        """ln q(c|x) [B, K], differentiable: the cluster posterior whose argmax is
+        ``predict_clusters`` (clustering models only; the warm-up on a start's partition
+        trains it)."""
+        raise TypeError(f"{type(self).__name__} does not cluster")
+
     def start_epoch(self, epoch: int, n_epochs: int) -> None:
         """Hook called before each training epoch (temperature schedules, prior refits)."""
 

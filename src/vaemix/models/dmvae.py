@@ -173,6 +173,9 @@ class DMVAE(Model):
     def q_c_logits(self, x: Tensor) -> Tensor:
         return self.c_logits(self.c_trunk(x))
 
+    def log_q_c(self, x: Tensor) -> Tensor:
+        return F.log_softmax(self.q_c_logits(x), dim=-1)
+
     def q_z(self, x: Tensor) -> tuple[Tensor, Tensor]:
         return self.posterior(self.trunk(x))
 
@@ -268,7 +271,7 @@ class DMVAE(Model):
                 self.prior_logits.copy_(torch.as_tensor(gmm.weights, device=dev).log())
         self._fit_q_c_to_gmm(x_train, seed)
         if gmm.labels is not None:
-            self_train(self, lambda xb: F.log_softmax(self.q_c_logits(xb), dim=-1), x_train,
+            self_train(self, x_train,
                        gmm.labels, self.opts["self_train_epochs"], seed,
                        self.opts["self_train_weight"])
 

@@ -202,10 +202,10 @@ class GMVAE(Model):
 
         mix = self.fit_heads_to_codes(code, x_train, seed, start)
         if mix.labels is not None:
-            self_train(self, self.log_q_y, x_train, mix.labels, self.opts["self_train_epochs"],
+            self_train(self, x_train, mix.labels, self.opts["self_train_epochs"],
                        seed, self.opts["self_train_weight"])
 
-    def log_q_y(self, x: Tensor) -> Tensor:
+    def log_q_c(self, x: Tensor) -> Tensor:
         """log q(y|x) [B, K]."""
         return F.log_softmax(self.q_y_logits(self.trunk(x)), dim=-1)
 

@@ -298,8 +298,7 @@ def fit_to_targets(
 
 
 def self_train(
-    model: nn.Module,
-    log_q_c: Callable[[Tensor], Tensor],
+    model: Any,
     x_train: Tensor,
     labels: np.ndarray,
     epochs: int,
@@ -310,7 +309,7 @@ def self_train(
 ) -> None:
     """A label-free warm-up that makes the model agree with its start: ``epochs`` epochs
     of Adam on every parameter, minimising the model's own loss plus ``weight`` times the
-    cross-entropy of its cluster posterior ``log_q_c(x)`` [B, K] to the start's partition
+    cross-entropy of its cluster posterior ``model.log_q_c(x)`` [B, K] to the start's partition
     ``labels`` [N] of the training points.
 
     The partition is a clustering of the AE's codes, so no label is used; training a
@@ -320,23 +319,32 @@ def self_train(
     """
     if epochs == 0:
         return
+    import sys
+
+    from tqdm.auto import tqdm
+
+    from vaemix.training import progress_interval  # (vaemix.training imports models)
+
     targets = torch.as_tensor(labels, dtype=torch.long, device=x_train.device)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(seed)
     was_training = model.training
     model.train()
-    for _ in range(epochs):
+    interval = progress_interval(sys.stderr)
+    for _ in tqdm(range(epochs), desc=f"warm-up on the start's partition ({type(model).__name__})",
+                  unit="epoch", mininterval=interval, maxinterval=max(interval, 10.0),
+                  file=sys.stderr):
         order = torch.randperm(len(x_train), generator=gen).to(x_train.device)
         for i in range(0, len(x_train), batch_size):
             idx = order[i : i + batch_size]
             with torch.enable_grad():  # callers may hold torch.no_grad
-                _self_train_step(model, log_q_c, opt, x_train[idx], targets[idx], weight)
+                _self_train_step(model, opt, x_train[idx], targets[idx], weight)
     model.train(was_training)
 
 
-def _self_train_step(model: nn.Module, log_q_c: Callable[[Tensor], Tensor],
-                     opt: torch.optim.Optimizer, xb: Tensor, yb: Tensor, weight: float) -> None:
-    loss = model.loss(xb)["loss"] + weight * F.nll_loss(log_q_c(xb), yb)
+def _self_train_step(model: Any, opt: torch.optim.Optimizer, xb: Tensor, yb: Tensor,
+                     weight: float) -> None:
+    loss = model.loss(xb)["loss"] + weight * F.nll_loss(model.log_q_c(xb), yb)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()

@@ -246,6 +246,10 @@ class MoVAE(Model):
     def predict_clusters(self, x: Tensor) -> Tensor:
         return self.manager(x).argmax(-1)
 
+    def log_q_c(self, x: Tensor) -> Tensor:
+        """The manager's log p_k(x) [B, K]."""
+        return F.log_softmax(self.manager(x), dim=-1)
+
     def initialise(self, x_train: Tensor, seed: int = 0, ae_checkpoint: Any = None,
                    start: Any = None, **_: Any) -> None:
         """``init: ae``: warm the model up on the partition of the autoencoder's codes (see
@@ -261,7 +265,7 @@ class MoVAE(Model):
         if mix.labels is None:
             raise ParamError("params.yaml: 'train.movae.init_clusters' must partition every "
                              f"training point; {self.opts['init_clusters']!r} clustered a subset")
-        self_train(self, lambda xb: F.log_softmax(self.manager(xb), dim=-1), x_train,
+        self_train(self, x_train,
                    mix.labels, self.opts["self_train_epochs"], seed,
                    self.opts["self_train_weight"])
 

@@ -177,6 +177,10 @@ class VaDE(Model):
     def reconstruct(self, x: Tensor) -> Tensor:
         return self.likelihood.mean(self.decoder(self.encode(x)))
 
+    def log_q_c(self, x: Tensor) -> Tensor:
+        """ln p(c | z = mu(x)) [B, K], the posterior ``predict: mean`` takes the argmax of."""
+        return self.log_gamma(self.encode(x))
+
     @torch.no_grad()
     def predict_clusters(self, x: Tensor) -> Tensor:
         mean, logvar = self.posterior(self.trunk(x))
@@ -246,5 +250,5 @@ class VaDE(Model):
         if mix.labels is not None:
             # the start's partition, not a Gaussian per cluster, is what to keep: make the
             # latents agree with it (see vaemix.models.init.self_train)
-            self_train(self, lambda xb: self.log_gamma(self.encode(xb)), x_train, mix.labels,
+            self_train(self, x_train, mix.labels,
                        self.opts["self_train_epochs"], seed, self.opts["self_train_weight"])
