@@ -181,8 +181,10 @@ def run_over_seeds(
         metrics = fit_seed(seed, stage / "artifacts", stage / "curves", stage / "checkpoint")
         if main:
             assert metrics is not None
-            mark_collapsed(metrics, int(params["model"][dataset]["n_clusters"]),
-                           float(params.get("collapse_fraction", DEFAULT_COLLAPSE_FRACTION)))
+            k = params.get("model", {}).get(dataset, {}).get("n_clusters")
+            if k is not None:
+                mark_collapsed(metrics, int(k), float(params.get("collapse_fraction",
+                                                                 DEFAULT_COLLAPSE_FRACTION)))
             per_seed[seed] = metrics
             if key is not None:
                 write_json(stage / DONE_FILE, {"key": key, "metrics": metrics})
