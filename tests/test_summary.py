@@ -109,11 +109,11 @@ def test_write_summary(tmp_path):
     md = md_path.read_text()
     assert "## spiral" in md and "## mnist" in md
     assert md.index("## spiral") < md.index("## mnist")
-    assert "| method | kind | clusters | acc | nmi |" in md
+    assert "| method | kind | clusters | start_acc | acc | nmi |" in md
     row = next(line for line in md.splitlines() if line.startswith("| vae+gmm |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
     # no K in these params: the count alone, and no judgement of collapse
-    assert cells[:6] == ["vae+gmm", "baseline", "5", "0.812", "0.500", "0.400"]
+    assert cells[:7] == ["vae+gmm", "baseline", "5", "", "0.812", "0.500", "0.400"]
     assert cells[3 + CONTRACT_KEYS.index("n_clusters_used")] == "5"
     assert cells[3 + CONTRACT_KEYS.index("test_recon_ll")] == ""
     enc = next(line for line in md.splitlines() if line.startswith("| ae |"))
@@ -163,7 +163,8 @@ def test_a_forced_collapse_is_marked_in_summary_md_and_csv(tmp_path):
     params = collapse_project(tmp_path / "m")
     csv_path, md_path = write_summary(collect(params, root=tmp_path / "m"), tmp_path / "r")
     md = md_path.read_text()
-    at = {name: i for i, name in enumerate(["method", "kind", "clusters", *CONTRACT_KEYS])}
+    at = {name: i for i, name in enumerate(["method", "kind", "clusters", "start_acc",
+                                            *CONTRACT_KEYS])}
 
     collapsed = md_row(md, "vae+gmm")
     assert collapsed[at["clusters"]] == "**collapsed: 1 of 10 clusters**"

@@ -54,8 +54,11 @@ STD_KEYS = ("acc", "nmi", "ari", "completeness", "n_clusters_used", "test_recon_
             "test_mse", "train_seconds")
 # Whether a clustering collapsed, and what it is judged against (see the module docstring).
 COLLAPSE_KEYS = ("n_clusters_expected", "n_seeds_collapsed", "n_components_effective")
-COLUMNS = ("dataset", "method", "kind", "collapsed", *CONTRACT_KEYS, *COLLAPSE_KEYS,
-           "n_seeds", *(f"{k}_std" for k in STD_KEYS))
+# The mixture models' own clusters right after their start (AE copy, first clustering,
+# warm-up; vaemix.runs), beside the end's, and what the start cost.
+START_KEYS = ("start_acc", "start_nmi", "init_seconds")
+COLUMNS = ("dataset", "method", "kind", "collapsed", *CONTRACT_KEYS, *START_KEYS,
+           *COLLAPSE_KEYS, "n_seeds", *(f"{k}_std" for k in STD_KEYS))
 KINDS = ("encoder", "baseline", "mixture", "moe")
 # Scores of a run's quality: struck out, never shown as a result, when the run collapsed.
 RESULT_KEYS = ("acc", "nmi", "ari", "completeness", "test_recon_ll", "elbo", "test_mse")
@@ -211,6 +214,7 @@ def collect(params: Params, root: str | os.PathLike = METRICS_ROOT) -> pd.DataFr
                                "kind": method_kind(method, params)}
         row.update({k: _number(metrics.get(k)) for k in CONTRACT_KEYS})
         row.update({k: _number(metrics.get(k)) for k in COLLAPSE_KEYS})
+        row.update({k: _number(metrics.get(k)) for k in START_KEYS})
         k = n_clusters_of(params, ds)
         if not learns_k(method):
             row["n_clusters_expected"] = _float(expected_clusters(metrics, k))
@@ -322,18 +326,20 @@ def summary_markdown(df: pd.DataFrame) -> str:
     """A markdown table per dataset; numbers to 3 decimals (mean ± std over seeds), blank
     where absent. The ``clusters`` column says how many clusters a run uses
     (:func:`cluster_note`); a collapsed run's scores are struck out."""
-    header = ["method", "kind", "clusters", *CONTRACT_KEYS, "n_seeds"]
+    header = ["method", "kind", "clusters", "start_acc", *CONTRACT_KEYS, "n_seeds"]
     lines = ["# Summary", "",
              "Test-split metrics per (dataset, method), mean ± std over the seeds; blank = "
              "not defined for that method. A run marked **collapsed** uses too few of its "
-             "clusters; its scores are struck out: they are not a result.", ""]
+             "clusters; its scores are struck out: they are not a result. start_acc is a "
+             "mixture model's test ACC right after its start (before its own training).", ""]
     for ds in dict.fromkeys(df["dataset"]):
         lines += [f"## {ds}", "", "| " + " | ".join(header) + " |",
-                  "|" + "|".join(["---"] * 3 + ["---:"] * (len(CONTRACT_KEYS) + 1)) + "|"]
+                  "|" + "|".join(["---"] * 3 + ["---:"] * (len(CONTRACT_KEYS) + 2)) + "|"]
         for _, row in df[df["dataset"] == ds].iterrows():
             collapsed = is_collapsed(row)
             note = cluster_note(row)
-            cells = [str(row["method"]), str(row["kind"]), f"**{note}**" if collapsed else note]
+            cells = [str(row["method"]), str(row["kind"]), f"**{note}**" if collapsed else note,
+                     _fmt(row.get("start_acc"), "start_acc")]
             cells += [result_text(_fmt_std(row, k), collapsed and k in RESULT_KEYS)
                       for k in CONTRACT_KEYS]
             cells.append(_fmt(row["n_seeds"], "n_seeds"))
