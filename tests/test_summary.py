@@ -115,7 +115,7 @@ def test_write_summary(tmp_path):
     # no K in these params: the count alone, and no judgement of collapse
     assert cells[:7] == ["vae+gmm", "baseline", "5", "", "0.812", "0.500", "0.400"]
     assert cells[4 + CONTRACT_KEYS.index("n_clusters_used")] == "5"
-    assert cells[3 + CONTRACT_KEYS.index("test_recon_ll")] == ""
+    assert cells[4 + CONTRACT_KEYS.index("test_recon_ll")] == ""
     enc = next(line for line in md.splitlines() if line.startswith("| ae |"))
     assert "-123.457" in enc
     back = pd.read_csv(csv_path)
