@@ -1,7 +1,9 @@
 """DVC stages moe@<dataset>-<gate>-<latent_dim> and moe_plain@<dataset>-<gate>: fit one
 mixture-of-experts gate on the prepared regression targets and export its predictions,
 metrics (reports/metrics/<dataset>/moe_<gate>_z<d>.json) and curves. Gates without a
-latent space run with latent dim 0.
+latent space run with latent dim 0. The gradient-trained gates with init: start (the
+default) start from artifacts/<dataset>/ae/model.pt and the partition pred_train of
+artifacts/<dataset>/ae+umap_gmm/pred.npz, each seed's own (vaemix.moe_run).
 
 Usage: python stages/moe.py <dataset> <gate> <latent_dim>
 """

@@ -18,8 +18,9 @@ Gates (``GATES``):
   sample of q(z|x) (sec. 5, "approximated as P[c | z = z^]"), plus the VaDE ELBO; test:
   g = E_q(z|x)[p(c|z)] by Monte Carlo with ``mc_samples`` draws (sec. 5.1).
 - ``deepmoe``: an MLP with a softmax output on x, no VAE term (sec. 8.2, "DeepMoE"). Its
-  network is the same as DMVAE's q(c|x) encoder (trunk + linear), so the two gates differ
-  only by the VAE term.
+  network is the same as DMVAE's q(c|x) encoder (trunk + linear, the same parameter
+  count), and it gets the same start (below), so the two gates differ only by the VAE
+  term.
 - ``gmm_moe``: the Gaussian-mixture gate of Xu, Jordan & Hinton (1995), fitted by EM; see
   ``vaemix.gmm_moe``.
 - References: ``linear`` (one affine map) and ``oracle`` (the gate is the one-hot true
@@ -30,8 +31,22 @@ Gates (``GATES``):
 The gates with a latent space (``LATENT_GATES``) are run once per latent dim of
 ``moe.latent_dims``; the others once, with latent dim 0 in their names (``moe_<gate>_z0``).
 
-The VAE gates start from random networks (``init: none``): the pretrained autoencoder of
-the pipeline has the latent size of ``model.<dataset>``, not the swept 1, 2, 5.
+Start (``init``: ``start``, the default, or ``none``). With ``none`` every gate starts from
+random networks, the setting of Singh et al. 2018 (sec. 8.2). With ``start``
+(:func:`start_moe`) the gates begin from the pipeline's label-free front end, as every
+mixture model of vaemix does (``vaemix.models.init``): (a) the gate's encoder trunk(s)
+are copied from the pretrained autoencoder where the shapes match (DMVAE: q(z|x)'s
+``trunk`` and q(c|x)'s ``c_trunk``; VaDE: ``trunk``; deepmoe: its trunk). The latent
+layers and the decoder are not copied: the swept latent dims (1, 2, 5) differ from the
+autoencoder's. (b) Each expert k is the ridge least-squares fit of the training points
+that the start's partition (the N2D clustering of the AE's codes, McConville et al.
+2020) puts in cluster k: the closed-form fit with that partition as a one-hot gate
+(:func:`fit_affine`). (c) The gate alone is warmed up for ``self_train_epochs`` on its
+own loss (the VAE term of dvmoe and vade_moe; none for deepmoe) plus ``self_train_weight``
+times the cross-entropy of its training-time ln g(x) to the partition (the self-training
+step of DEC, Xie et al. 2016, sec. 3.1, with hard targets). Then the joint training of
+Singh et al. 2018, sec. 7 runs as with ``none``. deepmoe gets the same start, so that it
+and dvmoe differ only by the VAE term.
 """
 
 from __future__ import annotations
@@ -52,9 +67,10 @@ from vaemix.networks import MAX_LOGVAR, MIN_LOGVAR, BatchedLinear, build_trunk
 
 GRADIENT_GATES = ("dvmoe", "vade_moe", "deepmoe")
 OBJECTIVES = ("likelihood", "mse")
+INITS = ("start", "none")  # the option init of the gradient-trained gates (see above)
 __all__ = ["GATES", "GRADIENT_GATES", "LATENT_GATES", "PLAIN_GATES", "AffineExperts", "AffineFit",
-           "GatedMoE", "fit_affine", "mixed_prediction", "mixture_log_likelihood", "pack",
-           "reference_predict", "run_name"]
+           "GatedMoE", "INITS", "copy_trunk", "fit_affine", "mixed_prediction",
+           "mixture_log_likelihood", "pack", "reference_predict", "run_name", "start_moe"]
 MC_SEED = 0  # fixed seed of vade_moe's test-time Monte Carlo draws
 
 
@@ -191,6 +207,54 @@ class GatedMoE(Model):
             return torch.logsumexp(log_p, dim=0) - np.log(self.mc_samples)
         return F.log_softmax(self.gate(x), dim=-1)
 
+    # --- the start (init: start) ----------------------------------------------------------
+
+    def gate_trunks(self) -> list[nn.Module]:
+        """The gate's encoder trunks: DMVAE's q(z|x) and q(c|x) trunks, VaDE's, deepmoe's."""
+        if isinstance(self.gate, DMVAE):
+            return [self.gate.trunk, self.gate.c_trunk]
+        if isinstance(self.gate, VaDE):
+            return [self.gate.trunk]
+        return [self.gate[0]]
+
+    @torch.no_grad()
+    def set_experts(self, fit: AffineFit) -> None:
+        """Experts from a closed-form fit: W_k, b_k and Gamma_k (the residual variances)."""
+        maps, d = self.experts.maps, self.layout.in_dim
+        weights = torch.as_tensor(fit.weights, dtype=maps.weight.dtype, device=maps.weight.device)
+        maps.weight.copy_(weights[:, :d])
+        maps.bias.copy_(weights[:, d:])  # the last row: the bias [K, 1, M]
+        variances = torch.as_tensor(fit.variances, dtype=maps.weight.dtype,
+                                    device=maps.weight.device)
+        self.experts.logvar_raw.copy_(variances.log().clamp(MIN_LOGVAR, MAX_LOGVAR))
+
+    def warm_up_gate(
+        self, x_train: Tensor, labels: Tensor, epochs: int, weight: float, seed: int,
+        batch_size: int = 256, lr: float = 1e-3,
+    ) -> None:
+        """``epochs`` epochs of Adam on the gate's parameters alone, minimising its own loss
+        (``vae_weight`` x the VAE term; nothing for deepmoe) plus ``weight`` x the
+        cross-entropy of its training-time ln g(x) to ``labels`` [N] (a partition of the
+        training points found without labels). The experts are left as they are."""
+        if epochs == 0:
+            return
+        opt = torch.optim.Adam(self.gate.parameters(), lr=lr)
+        gen = torch.Generator().manual_seed(seed)
+        was_training = self.training
+        self.train()
+        for _ in range(epochs):
+            order = torch.randperm(len(x_train), generator=gen).to(x_train.device)
+            for i in range(0, len(x_train), batch_size):
+                idx = order[i : i + batch_size]
+                log_g, terms = self._gate_and_vae_loss(x_train[idx])
+                loss = weight * F.nll_loss(log_g, labels[idx])
+                if terms:
+                    loss = loss + self.vae_weight * terms["loss"]
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+        self.train(was_training)
+
     # --- objective and evaluation ----------------------------------------------------------
 
     def loss(self, rows: Tensor) -> dict[str, Tensor]:
@@ -276,6 +340,38 @@ def fit_affine(
         resid = tk - xk @ weights[k]
         variances[k] = np.maximum((resid**2).mean(0), floor)
     return AffineFit(weights, variances)
+
+
+def copy_trunk(state: dict[str, Tensor], trunk: nn.Module, prefix: str = "trunk.") -> bool:
+    """Copy the autoencoder's encoder trunk (the ``prefix`` entries of its state dict) into
+    ``trunk`` when every tensor's name and shape match; False (nothing copied) otherwise."""
+    part = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    own = trunk.state_dict()
+    if part.keys() != own.keys() or any(part[k].shape != own[k].shape for k in own):
+        return False
+    trunk.load_state_dict(part)
+    return True
+
+
+def start_moe(
+    model: GatedMoE, x_train: np.ndarray, t_train: np.ndarray, labels: np.ndarray,
+    ae_state: dict[str, Tensor], *, epochs: int, weight: float, ridge: float, seed: int,
+    batch_size: int = 256, lr: float = 1e-3,
+) -> dict[str, bool]:
+    """The start of a gradient-trained MoE from the front end (module docstring, (a)-(c)):
+    copy the AE's trunk into the gate's trunks where the shapes match, fit each expert by
+    ridge least squares on its cluster of the partition ``labels`` [N] (values < K), then
+    warm the gate up on the partition. Returns ``{"start_trunk_copied": ...}`` (False when
+    the gate's hidden sizes differ from the AE's, e.g. ``moe.<gate>.hidden`` set)."""
+    copied = [copy_trunk(ae_state, trunk) for trunk in model.gate_trunks()]
+    k = model.experts.maps.weight.shape[0]
+    model.set_experts(fit_affine(x_train, t_train, labels, k, ridge=ridge))
+    device = model.experts.maps.weight.device
+    x = torch.as_tensor(np.asarray(x_train, dtype=np.float32), device=device)
+    y = torch.as_tensor(np.asarray(labels, dtype=np.int64), device=device)
+    model.warm_up_gate(x.reshape(-1, *model.layout.input_shape), y, epochs, weight, seed,
+                       batch_size=batch_size, lr=lr)
+    return {"start_trunk_copied": all(copied)}
 
 
 def reference_predict(

@@ -16,6 +16,14 @@ latent) on the prepared regression targets and writes
   ``train_mse``, ``train_seconds``, ``epochs``, ``seed``, ``latent_dim``, ``n_experts``;
 - ``reports/curves/<dataset>/moe_<gate>_z<d>/``: per epoch (per EM iteration for
   ``gmm_moe``; one step for the closed-form references) training and test terms.
+
+The gradient-trained gates with ``init: start`` (the default; :func:`vaemix.moe.start_moe`)
+read, for each training seed, that seed's pretrained autoencoder
+``artifacts/<dataset>/ae/model.pt`` and the N2D partition of its training codes,
+``pred_train`` of ``artifacts/<dataset>/ae+umap_gmm/pred.npz`` (the first seed's at the top
+of those folders, the others' under ``seed<s>/``, :mod:`vaemix.seeds`). Their metrics add
+the start's own test scores (``start_acc``, ``start_nmi``, ``start_test_mse``),
+``init_seconds`` (counted in ``train_seconds``) and ``start_trunk_copied``.
 """
 
 from __future__ import annotations
@@ -28,26 +36,41 @@ from typing import Any
 import numpy as np
 import torch
 
-from vaemix.config import resolve_device, scale_schedules, scaled_epochs, training_settings
+from vaemix.config import (
+    choice,
+    nonneg_int,
+    nonneg_number,
+    positive_number,
+    resolve_device,
+    scale_schedules,
+    scaled_epochs,
+    training_settings,
+)
 from vaemix.data import Prepared
 from vaemix.errors import DataError
 from vaemix.gmm_moe import fit_gmm_gate
 from vaemix.io import atomic_dir, save_npz
 from vaemix.metrics import clustering_metrics
 from vaemix.models.base import ModelSpec
+from vaemix.models.init import load_ae_state
 from vaemix.moe import (
     GRADIENT_GATES,
+    INITS,
     GatedMoE,
     fit_affine,
     one_hot,
     pack,
     reference_predict,
     run_name,
+    start_moe,
 )
-from vaemix.seeds import run_over_seeds
+from vaemix.seeds import ARTIFACTS, run_over_seeds, seed_path, seeds_of
 from vaemix.training import TrainConfig, batched, fit, seed_everything, to_tensor
 
 DVMOE_KEYS = ("tau_start", "tau_end", "tau_anneal_epochs", "hard", "prior")
+# the start's defaults where a gate section lacks the key (params.yaml sets them all)
+START_DEFAULTS = {"init": "start", "self_train_epochs": 30, "self_train_weight": 10.0,
+                  "start_ridge": 1e-3}
 
 
 def n_experts_of(params: Mapping[str, Any], dataset: str) -> int:
@@ -88,13 +111,56 @@ def _scores(out: Mapping[str, np.ndarray], t: np.ndarray, y: np.ndarray | None) 
     return scores
 
 
+def start_settings(settings: Mapping[str, Any], gate: str) -> dict[str, Any]:
+    """``init``, ``self_train_epochs``, ``self_train_weight`` and ``start_ridge`` of a
+    gate's (scaled) settings, defaults filled in; a bad value names ``moe.<gate>.<key>``."""
+    wrapped = {"moe": {gate: {**START_DEFAULTS, **settings}}}
+    key = f"moe.{gate}"
+    return {"init": choice(wrapped, f"{key}.init", INITS),
+            "self_train_epochs": nonneg_int(wrapped, f"{key}.self_train_epochs"),
+            "self_train_weight": positive_number(wrapped, f"{key}.self_train_weight"),
+            "start_ridge": nonneg_number(wrapped, f"{key}.start_ridge")}
+
+
+def start_files(dataset: str, seed: int, seeds: list[int]) -> tuple[Path, Path]:
+    """Seed ``seed``'s pretrained autoencoder and N2D partition (see the module docstring)."""
+    return (seed_path(ARTIFACTS / dataset / "ae", seed, seeds) / "model.pt",
+            seed_path(ARTIFACTS / dataset / "ae+umap_gmm", seed, seeds) / "pred.npz")
+
+
+def read_start(ae_path: Path, pred_path: Path, n_train: int, k: int, dataset: str,
+               gate: str) -> tuple[np.ndarray, dict[str, torch.Tensor]]:
+    """The start's partition of the ``n_train`` training points (values < K) and the
+    autoencoder's state dict; a missing file, or one of another split, raises a one-line
+    DataError naming it."""
+    how = f"run the baselines@{dataset}-ae-umap_gmm stage first, or set moe.{gate}.init: none"
+    if not pred_path.is_file():
+        raise DataError(f"{pred_path}: the start's partition (the ae+umap_gmm clustering) "
+                        f"not found; {how}")
+    with np.load(pred_path) as f:
+        if "pred_train" not in f.files:
+            raise DataError(f"{pred_path}: no 'pred_train' array; rerun its baselines@ stage")
+        labels = f["pred_train"].astype(np.int64)
+    if len(labels) != n_train:
+        raise DataError(f"{pred_path}: a partition of {len(labels)} training points, but "
+                        f"data/prepared/{dataset} has {n_train} (another split); {how}")
+    if labels.min() < 0 or labels.max() >= k:
+        raise DataError(f"{pred_path}: clusters {labels.min()}..{labels.max()}, but the MoE "
+                        f"has {k} experts (moe.n_experts); set it to null or moe.{gate}.init: "
+                        "none")
+    if not ae_path.is_file():
+        raise DataError(f"{ae_path}: pretrained autoencoder not found; run the "
+                        f"pretrain@{dataset}-ae stage first, or set moe.{gate}.init: none")
+    return labels, load_ae_state(ae_path)
+
+
 def _fit_gradient(
     gate: str, latent_dim: int, dataset: str, data: Prepared, params: Mapping[str, Any],
-    k: int, labelled: bool, curves_dir: Path,
+    seed: int, k: int, labelled: bool, curves_dir: Path,
 ) -> tuple[dict, dict, dict, GatedMoE]:
-    seed = int(params["seed"])
     device = resolve_device(params["device"])
     settings = scale_schedules(params, training_settings(params, "moe", gate, dataset))
+    start = start_settings(settings, gate)
     config = TrainConfig.from_settings(settings, scaled_epochs(params, settings["epochs"]), seed)
     spec = gate_spec(params, dataset, gate, latent_dim, data.input_shape, k)
     model = GatedMoE(gate, spec, data.t_train.shape[1], objective=params["moe"]["objective"],
@@ -111,10 +177,32 @@ def _fit_gradient(
         s = _scores(predict(test_rows), data.t_test, y_test)
         return {key: s[key] for key in ("mse", "mse_mode", "nll", "acc", "nmi") if key in s}
 
+    # the start from the front end (vaemix.moe.start_moe) counts in train_seconds, as a
+    # mixture model's start does (vaemix.runs); its own test scores are kept as start_*
+    init_start = time.perf_counter()
+    info: dict[str, Any] = {}
+    if start["init"] == "start":
+        ae_path, pred_path = start_files(dataset, seed, seeds_of(params))
+        labels, ae_state = read_start(ae_path, pred_path, len(data.x_train), k, dataset,
+                                     gate)
+        info = start_moe(model, data.x_train, data.t_train.astype(np.float64), labels, ae_state,
+                         epochs=start["self_train_epochs"], weight=start["self_train_weight"],
+                         ridge=start["start_ridge"], seed=seed, batch_size=config.batch_size,
+                         lr=config.lr)
+        if not info["start_trunk_copied"]:
+            print(f"moe {dataset}/{run_name(gate, latent_dim)}: the gate's hidden sizes differ "
+                  f"from the autoencoder's ({ae_path}); its trunk starts random")
+        model.eval()
+        first = _scores(predict(test_rows), data.t_test, y_test)
+        info.update({f"start_{key}": first[key] for key in ("acc", "nmi") if key in first},
+                    start_test_mse=first["mse"])
+    init_seconds = time.perf_counter() - init_start
+
     result = fit(model, train_rows, config, evaluate=probe, curves_dir=curves_dir,
                  desc=f"moe {dataset}/{run_name(gate, latent_dim)}")
-    timing = {"train_seconds": result.train_seconds,
-              "samples_per_second": result.samples_per_second, "epochs": result.epochs}
+    timing = {"train_seconds": init_seconds + result.train_seconds,
+              "init_seconds": init_seconds,
+              "samples_per_second": result.samples_per_second, "epochs": result.epochs, **info}
     return predict(train_rows), predict(test_rows), timing, model
 
 
@@ -131,7 +219,7 @@ def _write_curves(curves_dir: Path, records: list[dict[str, float]]) -> None:
 
 
 def _fit_closed_form(
-    gate: str, data: Prepared, params: Mapping[str, Any], k: int, labelled: bool,
+    gate: str, data: Prepared, params: Mapping[str, Any], seed: int, k: int, labelled: bool,
     curves_dir: Path,
 ) -> tuple[dict, dict, dict]:
     """``gmm_moe`` by EM; ``linear`` (one map) and ``oracle`` (gate = the true class) by
@@ -143,7 +231,7 @@ def _fit_closed_form(
         fitted = fit_gmm_gate(data.x_train, t_train, k, pca_dim=s["pca_dim"],
                               max_iter=s["max_iter"], tol=float(s["tol"]),
                               reg_covar=float(s["reg_covar"]), ridge=float(s["ridge"]),
-                              seed=int(params["seed"]))
+                              seed=seed)
         out_train, out_test = fitted.predict(data.x_train, t_train), fitted.predict(
             data.x_test, t_test)
         history = fitted.history
@@ -186,28 +274,27 @@ def run_moe(
                         "some examples are unlabelled; leave 'oracle' out of moe.plain_gates")
 
     def fit_seed(seed: int, artifacts: Path, curves: Path, _checkpoint: Path) -> dict:
-        return _run_one(dataset, gate, latent_dim, data, {**params, "seed": seed}, labelled,
-                        artifacts, curves)
+        return _run_one(dataset, gate, latent_dim, data, params, seed, labelled, artifacts,
+                        curves)
 
     return run_over_seeds(params, dataset, run_name(gate, latent_dim), fit_seed)
 
 
 def _run_one(
     dataset: str, gate: str, latent_dim: int, data: Prepared, params: Mapping[str, Any],
-    labelled: bool, artifacts: Path, curves_dir: Path,
+    seed: int, labelled: bool, artifacts: Path, curves_dir: Path,
 ) -> dict[str, Any]:
-    """One seed (``params["seed"]``) of :func:`run_moe`, exported into ``artifacts`` and
-    ``curves_dir``; its metrics."""
-    seed = int(params["seed"])
+    """One training seed ``seed`` of :func:`run_moe` (``params["seed"]`` is the data's),
+    exported into ``artifacts`` and ``curves_dir``; its metrics."""
     seed_everything(seed)
     k = n_experts_of(params, dataset)
     t_train, t_test = data.t_train.astype(np.float64), data.t_test.astype(np.float64)
     model = None
     if gate in GRADIENT_GATES:
         out_train, out_test, timing, model = _fit_gradient(
-            gate, latent_dim, dataset, data, params, k, labelled, curves_dir)
+            gate, latent_dim, dataset, data, params, seed, k, labelled, curves_dir)
     else:
-        out_train, out_test, timing = _fit_closed_form(gate, data, params, k, labelled,
+        out_train, out_test, timing = _fit_closed_form(gate, data, params, seed, k, labelled,
                                                        curves_dir)
 
     scores = _scores(out_test, t_test, data.y_test if labelled else None)
