@@ -174,3 +174,20 @@ def test_schedules_scale_with_the_budget():
     assert out["self_train_epochs"] == 1      # rounds to 0.3, kept at one
     assert out["lr_decay_every"] == 1 and out["lr"] == 0.002 and out["epochs"] == 100
     assert settings["kl_anneal_steps"] == 2000   # the input is not changed
+
+
+@pytest.mark.parametrize("change", [
+    {"baselines": ["kmeans", "gmm"]},                       # the N2D start is not fitted
+    {"baseline_encoders": ["vae"]},                          # nor on the AE's codes
+    {"methods": [], "baselines": ["kmeans"]},                # the MoE gates start from it too
+])
+def test_the_start_the_models_need_is_required(params, change):
+    bad = copy.deepcopy(params)
+    bad["latent_sweep"] = None                               # (the sweep's own checks aside)
+    bad["baseline_encoders"] = ["ae", "vae"]
+    bad.update(change)
+    with pytest.raises(ParamError, match="umap_gmm"):
+        validate(bad)
+    bad["moe"].update(gates=[], plain_gates=[])
+    bad["methods"] = []
+    validate(bad)        # nothing starts from it: no need

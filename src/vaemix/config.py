@@ -403,12 +403,15 @@ def validate(params: Params) -> Params:
     if methods and "ae" not in encoders:
         # every train@ stage may start from the pretrained autoencoder (VaDE's initialisation)
         raise ParamError("params.yaml: 'encoders' must include 'ae' when 'methods' is not empty")
-    if methods and ("umap_gmm" not in get(params, "baselines")
-                    or "ae" not in get(params, "baseline_encoders")):
-        # every train@ stage depends on the ae+umap_gmm clustering (init_clusters: umap)
-        raise ParamError("params.yaml: 'baselines' must include 'umap_gmm' and "
-                         "'baseline_encoders' 'ae' when 'methods' is not empty (the mixture "
-                         "models start from the ae+umap_gmm clustering)")
+    moe_runs = (get(params, "moe.gates") or []) + (get(params, "moe.plain_gates") or [])
+    if (methods or moe_runs) and ("ae" not in encoders
+                                  or "umap_gmm" not in get(params, "baselines")
+                                  or "ae" not in get(params, "baseline_encoders")):
+        # every train@, moe@ and moe_plain@ stage depends on the pretrained AE and on the
+        # ae+umap_gmm clustering (the start of the mixture models and of the MoE gates)
+        raise ParamError("params.yaml: 'encoders' and 'baseline_encoders' must include 'ae' "
+                         "and 'baselines' 'umap_gmm' when 'methods' or the MoE gates are not "
+                         "empty (they start from the ae+umap_gmm clustering)")
     for method in methods:
         _validate_training(params, "train", method)
     _validate_baseline(params)
