@@ -62,6 +62,7 @@ from vaemix.config import GATES, LATENT_GATES, PLAIN_GATES
 from vaemix.distributions import log_normal_diag, reparameterize
 from vaemix.models.base import Model, ModelSpec
 from vaemix.models.dmvae import DMVAE
+from vaemix.models.init import adam_epochs
 from vaemix.models.vade import VaDE
 from vaemix.networks import MAX_LOGVAR, MIN_LOGVAR, BatchedLinear, build_trunk
 
@@ -236,24 +237,13 @@ class GatedMoE(Model):
         (``vae_weight`` x the VAE term; nothing for deepmoe) plus ``weight`` x the
         cross-entropy of its training-time ln g(x) to ``labels`` [N] (a partition of the
         training points found without labels). The experts are left as they are."""
-        if epochs == 0:
-            return
-        opt = torch.optim.Adam(self.gate.parameters(), lr=lr)
-        gen = torch.Generator().manual_seed(seed)
-        was_training = self.training
-        self.train()
-        for _ in range(epochs):
-            order = torch.randperm(len(x_train), generator=gen).to(x_train.device)
-            for i in range(0, len(x_train), batch_size):
-                idx = order[i : i + batch_size]
-                log_g, terms = self._gate_and_vae_loss(x_train[idx])
-                loss = weight * F.nll_loss(log_g, labels[idx])
-                if terms:
-                    loss = loss + self.vae_weight * terms["loss"]
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-        self.train(was_training)
+        def loss(idx: Tensor) -> Tensor:
+            log_g, terms = self._gate_and_vae_loss(x_train[idx])
+            out = weight * F.nll_loss(log_g, labels[idx])
+            return out + self.vae_weight * terms["loss"] if terms else out
+
+        adam_epochs(self, self.gate.parameters(), loss, len(x_train), epochs, seed, batch_size,
+                    lr, desc=f"warm-up of the {self.gate_name} gate on the start's partition")
 
     # --- objective and evaluation ----------------------------------------------------------
 

@@ -265,6 +265,48 @@ def ae_codes(ae_checkpoint: str | Path, spec: Any, x_train: Tensor) -> np.ndarra
     return batched(ae.encode, x_train).numpy().astype(np.float64)
 
 
+def adam_epochs(
+    module: nn.Module,
+    parameters: Any,
+    batch_loss: Callable[[Tensor], Tensor],
+    n: int,
+    epochs: int,
+    seed: int,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    desc: str | None = None,
+) -> None:
+    """``epochs`` epochs of Adam on ``parameters`` over seeded shuffles of 0..n-1, minimising
+    ``batch_loss(idx)`` for each minibatch of indices ``idx`` (on the module's device). The
+    short fits of a model's start use it; ``module`` is in training mode meanwhile, and
+    gradients are on even where the caller holds ``torch.no_grad``. ``desc``: a progress bar.
+    """
+    if epochs == 0:
+        return
+    import sys
+
+    from tqdm.auto import tqdm
+
+    from vaemix.training import progress_interval  # (vaemix.training imports models)
+
+    opt = torch.optim.Adam(parameters, lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    device = next(module.parameters()).device
+    was_training = module.training
+    module.train()
+    interval = progress_interval(sys.stderr)
+    for _ in tqdm(range(epochs), desc=desc, unit="epoch", disable=desc is None,
+                  mininterval=interval, maxinterval=max(interval, 10.0), file=sys.stderr):
+        order = torch.randperm(n, generator=gen).to(device)
+        for i in range(0, n, batch_size):
+            with torch.enable_grad():
+                loss = batch_loss(order[i : i + batch_size])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+    module.train(was_training)
+
+
 def fit_to_targets(
     module: nn.Module,
     parameters: list[nn.Parameter],
@@ -281,20 +323,8 @@ def fit_to_targets(
     q(c|x), GMVAE's q(z|x,y)) at targets computed from the autoencoder and its GMM: no
     label is involved. ``module`` is put in training mode for it and restored after.
     """
-    if epochs == 0:
-        return
-    opt = torch.optim.Adam(parameters, lr=lr)
-    gen = torch.Generator().manual_seed(seed)
-    was_training = module.training
-    module.train()
-    for _ in range(epochs):
-        order = torch.randperm(len(x_train), generator=gen).to(x_train.device)
-        for i in range(0, len(x_train), batch_size):
-            loss = batch_loss(x_train[order[i : i + batch_size]])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-    module.train(was_training)
+    adam_epochs(module, parameters, lambda idx: batch_loss(x_train[idx]), len(x_train),
+                epochs, seed, batch_size, lr)
 
 
 def self_train(
@@ -309,42 +339,19 @@ def self_train(
 ) -> None:
     """A label-free warm-up that makes the model agree with its start: ``epochs`` epochs
     of Adam on every parameter, minimising the model's own loss plus ``weight`` times the
-    cross-entropy of its cluster posterior ``model.log_q_c(x)`` [B, K] to the start's partition
-    ``labels`` [N] of the training points.
+    cross-entropy of its cluster posterior ``model.log_q_c(x)`` [B, K] to the start's
+    partition ``labels`` [N] of the training points.
 
     The partition is a clustering of the AE's codes, so no label is used; training a
     network on the pseudo-labels of an unsupervised start is the self-training step of
     DEC (Xie, Girshick & Farhadi 2016, sec. 3.1, with hard targets) and of N2D's follow-ups.
     Afterwards the model trains on its own objective alone.
     """
-    if epochs == 0:
-        return
-    import sys
-
-    from tqdm.auto import tqdm
-
-    from vaemix.training import progress_interval  # (vaemix.training imports models)
-
     targets = torch.as_tensor(labels, dtype=torch.long, device=x_train.device)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    gen = torch.Generator().manual_seed(seed)
-    was_training = model.training
-    model.train()
-    interval = progress_interval(sys.stderr)
-    for _ in tqdm(range(epochs), desc=f"warm-up on the start's partition ({type(model).__name__})",
-                  unit="epoch", mininterval=interval, maxinterval=max(interval, 10.0),
-                  file=sys.stderr):
-        order = torch.randperm(len(x_train), generator=gen).to(x_train.device)
-        for i in range(0, len(x_train), batch_size):
-            idx = order[i : i + batch_size]
-            with torch.enable_grad():  # callers may hold torch.no_grad
-                _self_train_step(model, opt, x_train[idx], targets[idx], weight)
-    model.train(was_training)
 
+    def loss(idx: Tensor) -> Tensor:
+        xb = x_train[idx]
+        return model.loss(xb)["loss"] + weight * F.nll_loss(model.log_q_c(xb), targets[idx])
 
-def _self_train_step(model: Any, opt: torch.optim.Optimizer, xb: Tensor, yb: Tensor,
-                     weight: float) -> None:
-    loss = model.loss(xb)["loss"] + weight * F.nll_loss(model.log_q_c(xb), yb)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
+    adam_epochs(model, model.parameters(), loss, len(x_train), epochs, seed, batch_size, lr,
+                desc=f"warm-up on the start's partition ({type(model).__name__})")
