@@ -6,6 +6,7 @@ file; every test can then import the fake-data writers with
 """
 
 import numpy as np
+import pytest
 
 
 def blobs(n_per: int, k: int, dim: int, seed: int, spread: float = 6.0):
@@ -17,3 +18,14 @@ def blobs(n_per: int, k: int, dim: int, seed: int, spread: float = 6.0):
     x = centres[y] + rng.normal(size=(len(y), dim))
     perm = rng.permutation(len(y))
     return x[perm].astype(np.float32), y[perm]
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny networks: one intra-op thread is several times faster than two on a shared box."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -205,14 +205,6 @@ def fit_gate_on_spirals(gate: str, seed: int) -> dict[str, float]:
             "acc": cluster_accuracy(y_test, chosen)}
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny networks: one intra-op thread is several times faster than two on a shared box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def test_dvmoe_beats_deepmoe_on_two_interleaved_spirals(one_thread):
     """Same gate network (DMVAE's q(c|x) encoder = deepmoe's MLP); the DMVAE term with a

@@ -27,14 +27,6 @@ from vaemix.training import TrainConfig, fit, seed_everything
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # --- the noise floor ------------------------------------------------------------------------
 
 @pytest.mark.parametrize("noise", [0.1, 0.3])
