@@ -136,7 +136,7 @@ def test_a_missing_or_foreign_start_file_is_named(tmp_path, monkeypatch, one_thr
     pred.parent.mkdir(parents=True)
     save_npz(pred, pred_train=np.zeros(10, dtype=np.int64))
     with pytest.raises(DataError, match=r"pred\.npz: a partition of 10 training points, but "
-                                        r"data/prepared/spiral has 600 \(another split\)"):
+                                        r"the training split has 600 \(another split\)"):
         run_moe("spiral", "dvmoe", 1, data, params)
     # the partition is there, the autoencoder is not
     save_npz(pred, pred_train=data.y_train)

@@ -52,7 +52,7 @@ from vaemix.gmm_moe import fit_gmm_gate
 from vaemix.io import atomic_dir, save_npz
 from vaemix.metrics import clustering_metrics
 from vaemix.models.base import ModelSpec
-from vaemix.models.init import load_ae_state
+from vaemix.models.init import load_ae_state, read_start_labels
 from vaemix.moe import (
     GRADIENT_GATES,
     INITS,
@@ -133,21 +133,9 @@ def read_start(ae_path: Path, pred_path: Path, n_train: int, k: int, dataset: st
     """The start's partition of the ``n_train`` training points (values < K) and the
     autoencoder's state dict; a missing file, or one of another split, raises a one-line
     DataError naming it."""
-    how = f"run the baselines@{dataset}-ae-umap_gmm stage first, or set moe.{gate}.init: none"
-    if not pred_path.is_file():
-        raise DataError(f"{pred_path}: the start's partition (the ae+umap_gmm clustering) "
-                        f"not found; {how}")
-    with np.load(pred_path) as f:
-        if "pred_train" not in f.files:
-            raise DataError(f"{pred_path}: no 'pred_train' array; rerun its baselines@ stage")
-        labels = f["pred_train"].astype(np.int64)
-    if len(labels) != n_train:
-        raise DataError(f"{pred_path}: a partition of {len(labels)} training points, but "
-                        f"data/prepared/{dataset} has {n_train} (another split); {how}")
-    if labels.min() < 0 or labels.max() >= k:
-        raise DataError(f"{pred_path}: clusters {labels.min()}..{labels.max()}, but the MoE "
-                        f"has {k} experts (moe.n_experts); set it to null or moe.{gate}.init: "
-                        "none")
+    how = (f"run the baselines@{dataset}-ae-umap_gmm stage first, or set moe.{gate}.init: "
+           "none (a cluster index of K or more: set moe.n_experts to null)")
+    labels = read_start_labels(pred_path, n_train, k, how)
     if not ae_path.is_file():
         raise DataError(f"{ae_path}: pretrained autoencoder not found; run the "
                         f"pretrain@{dataset}-ae stage first, or set moe.{gate}.init: none")

@@ -189,6 +189,27 @@ def spectral_consensus_mixture(
     return mix
 
 
+def read_start_labels(path: str | Path, n_train: int, n_clusters: int, fix: str) -> np.ndarray:
+    """The training points' clusters [N] in ``pred.npz`` of the ``ae+umap_gmm`` baseline
+    (``pred_train``); a missing file or array, another split's partition or a cluster
+    index of K or more raises a one-line DataError naming the file and ending with ``fix``."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: the start's partition (the ae+umap_gmm clustering) not "
+                        f"found; {fix}")
+    with np.load(path) as f:
+        if "pred_train" not in f.files:
+            raise DataError(f"{path}: no 'pred_train' array; {fix}")
+        labels = f["pred_train"].astype(np.int64)
+    if len(labels) != n_train:
+        raise DataError(f"{path}: a partition of {len(labels)} training points, but the "
+                        f"training split has {n_train} (another split); {fix}")
+    if len(labels) and (labels.min() < 0 or labels.max() >= n_clusters):
+        raise DataError(f"{path}: clusters {labels.min()}..{labels.max()}, expected "
+                        f"0..{n_clusters - 1}; {fix}")
+    return labels
+
+
 def umap_mixture(z: np.ndarray, n_clusters: int, seed: int,
                  start: Mapping[str, Any] | None = None) -> MixtureInit:
     """The N2D partition of z (UMAP, then a GMM on the embedding; McConville et al. 2020,
@@ -203,13 +224,7 @@ def umap_mixture(z: np.ndarray, n_clusters: int, seed: int,
     start = start or {}
     path = start.get("file")
     if path is not None and Path(path).is_file():
-        with np.load(path) as f:
-            if "pred_train" not in f.files:
-                raise DataError(f"{path}: no 'pred_train' array; rerun its baselines@ stage")
-            labels = f["pred_train"].astype(np.int64)
-        if len(labels) != len(z) or labels.min() < 0 or labels.max() >= n_clusters:
-            raise DataError(f"{path}: {len(labels)} training clusters in 0..{labels.max()}, "
-                            f"expected {len(z)} in 0..{n_clusters - 1}; rerun its stage")
+        labels = read_start_labels(path, len(z), n_clusters, "rerun its baselines@ stage")
     else:
         from vaemix.umap_gmm import fit_umap_gmm
 
