@@ -5,13 +5,21 @@ import io
 import itertools
 import sys
 
+import numpy as np
 import pytest
 import torch
 import tqdm.std
 
 from vaemix.errors import NumericalError
 from vaemix.models.base import Model, ModelSpec
-from vaemix.training import LOG_INTERVAL, TTY_INTERVAL, TrainConfig, fit, progress_interval
+from vaemix.training import (
+    LOG_INTERVAL,
+    TTY_INTERVAL,
+    Anchor,
+    TrainConfig,
+    fit,
+    progress_interval,
+)
 
 
 class _Terms(Model):
@@ -53,6 +61,32 @@ def test_a_healthy_run_does_not_stop():
     result = fit(_Terms(), torch.zeros(8, 2), TrainConfig(epochs=3, batch_size=4, lr=0.01))
     assert result.epochs == 3 and set(result.history[0]) == {
         "train/loss", "train/recon_nll", "train/kl_z"}
+
+
+class _Softmax(_Terms):
+    """_Terms with a cluster posterior q(c|x) = softmax(x W) over 3 clusters."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = torch.nn.Parameter(torch.tensor([[1.0, -2.0, 0.5], [0.3, 0.0, -1.0]]))
+
+    def log_q_c(self, x):
+        return torch.log_softmax(x @ self.proj, dim=1)
+
+
+def test_the_anchor_adds_its_weighted_cross_entropy_to_the_loss():
+    x = torch.tensor([[0.5, 1.0], [-1.0, 2.0], [3.0, -0.5], [0.0, 0.0], [1.5, 1.5]])
+    labels = torch.tensor([2, 0, 1, 1, 0])
+    model = _Softmax()
+    logits = (x @ model.proj).detach().numpy()  # independently: the mean of -ln softmax
+    log_q = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+    ce = -np.mean(log_q[np.arange(5), labels.numpy()])
+    result = fit(model, x, TrainConfig(epochs=1, batch_size=5, lr=0.0),
+                 anchor=Anchor(labels, weight=2.5))
+    record = result.history[0]
+    assert record["train/anchor_ce"] == pytest.approx(ce, rel=1e-6)
+    assert record["train/loss"] == pytest.approx(
+        record["train/recon_nll"] + record["train/kl_z"] + 2.5 * ce, rel=1e-6)
 
 
 class _Terminal(io.StringIO):

@@ -198,6 +198,7 @@ def _validate_training(params: Params, section: str, name: str) -> None:
             ("grad_clip", positive_number),
             ("checkpoint_every", nonneg_int),
             ("max_loss_growth", positive_number),
+            ("anchor_weight", nonneg_number),
             *((k, positive_number) for k in merged if _TEMPERATURE_RE.match(str(k))),
         ):
             if merged.get(key) is not None:

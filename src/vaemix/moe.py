@@ -194,6 +194,17 @@ class GatedMoE(Model):
             return t["log_gamma"], terms
         return F.log_softmax(self.gate(x), dim=-1), {}
 
+    def log_q_c(self, rows: Tensor) -> Tensor:
+        """Training-time ln g(x) [B, K] of packed rows, differentiable: the term the start's
+        partition anchors through training (:class:`vaemix.training.Anchor`)."""
+        x_flat, _, _ = self.layout.unpack(rows)
+        x = self.layout.shaped(x_flat)
+        if isinstance(self.gate, DMVAE):
+            return F.log_softmax(self.gate.q_c_logits(x), dim=-1)
+        if isinstance(self.gate, VaDE):
+            return self.gate.log_q_c(x)
+        return F.log_softmax(self.gate(x), dim=-1)
+
     @torch.no_grad()
     def log_gate(self, x: Tensor) -> Tensor:
         """Test-time ln g(x) [B, K]; VaDE: ln E_q(z|x)[p(c|z)] by Monte Carlo (sec. 5.1)."""

@@ -65,7 +65,7 @@ from vaemix.moe import (
     start_moe,
 )
 from vaemix.seeds import ARTIFACTS, run_over_seeds, seed_path, seeds_of
-from vaemix.training import TrainConfig, batched, fit, seed_everything, to_tensor
+from vaemix.training import Anchor, TrainConfig, batched, fit, seed_everything, to_tensor
 
 DVMOE_KEYS = ("tau_start", "tau_end", "tau_anneal_epochs", "hard", "prior")
 # the start's defaults where a gate section lacks the key (params.yaml sets them all)
@@ -169,6 +169,7 @@ def _fit_gradient(
     # mixture model's start does (vaemix.runs); its own test scores are kept as start_*
     init_start = time.perf_counter()
     info: dict[str, Any] = {}
+    anchor = None
     if start["init"] == "start":
         ae_path, pred_path = start_files(dataset, seed, seeds_of(params))
         labels, ae_state = read_start(ae_path, pred_path, len(data.x_train), k, dataset,
@@ -184,10 +185,13 @@ def _fit_gradient(
         first = _scores(predict(test_rows), data.t_test, y_test)
         info.update({f"start_{key}": first[key] for key in ("acc", "nmi") if key in first},
                     start_test_mse=first["mse"])
+        if config.anchor_weight > 0:  # the gate held to the start (vaemix.training.Anchor)
+            anchor = Anchor(torch.as_tensor(labels, dtype=torch.long, device=device),
+                            config.anchor_weight)
     init_seconds = time.perf_counter() - init_start
 
     result = fit(model, train_rows, config, evaluate=probe, curves_dir=curves_dir,
-                 desc=f"moe {dataset}/{run_name(gate, latent_dim)}")
+                 desc=f"moe {dataset}/{run_name(gate, latent_dim)}", anchor=anchor)
     timing = {"train_seconds": init_seconds + result.train_seconds,
               "init_seconds": init_seconds,
               "samples_per_second": result.samples_per_second, "epochs": result.epochs, **info}

@@ -50,6 +50,7 @@ from vaemix.metrics import clustering_metrics
 from vaemix.models import Model, build_model, spec_from_params
 from vaemix.seeds import run_over_seeds, seed_path, seeds_of
 from vaemix.training import (
+    Anchor,
     TrainConfig,
     batched,
     clear_checkpoint,
@@ -203,10 +204,14 @@ def _train_one(
             start = {f"start_{key}": first[key] for key in ("acc", "nmi", "n_clusters_used")}
     init_seconds = time.perf_counter() - init_start
 
+    # a model warmed up on the start's partition keeps it as a term (training.Anchor)
+    labels = getattr(model, "start_labels", None)
+    anchor = (Anchor(labels, config.anchor_weight)
+              if labels is not None and config.anchor_weight > 0 else None)
     result = fit(
         model, x_train, config, evaluate=probe, curves_dir=curves if main else None,
         desc=f"{section} {dataset}/{name} seed {seed}", checkpoint_dir=checkpoint,
-        resume_key=key,
+        resume_key=key, anchor=anchor,
     )
     if not main:  # rank 0 writes everything (vaemix.distributed)
         return None

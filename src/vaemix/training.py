@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
@@ -72,6 +73,8 @@ class TrainConfig:
     # stop when the loss exceeds its first value by this many times max(|first|, 1)
     max_loss_growth: float | None = 1e4
     precision: str = "fp32"  # fp32 | bf16 (the loss's forward pass under torch.autocast)
+    # weight of the cross-entropy to the start's partition kept through training (Anchor)
+    anchor_weight: float = 0.0
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], epochs: int, seed: int) -> TrainConfig:
@@ -87,11 +90,29 @@ class TrainConfig:
             grad_clip=None if settings.get("grad_clip") is None else float(settings["grad_clip"]),
             checkpoint_every=int(settings.get("checkpoint_every", 5) or 0),
             max_loss_growth=_optional_float(settings.get("max_loss_growth", 1e4)),
+            anchor_weight=float(settings.get("anchor_weight", 0.0)),
         )
 
 
 def _optional_float(value: Any) -> float | None:
     return None if value is None else float(value)
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """The start's partition of the training points, kept as a term of the loss.
+
+    A model started from a label-free clustering (``init_clusters: umap``) is warmed up on
+    it (:func:`vaemix.models.init.self_train`); with an anchor, every training step also
+    adds ``weight`` times the cross-entropy of the model's cluster posterior
+    ``model.log_q_c(x)`` to ``labels`` (the ``anchor_ce`` curve). This is the pseudo-label
+    self-training of DEC (Xie et al. 2016, sec. 3.1) and SCAN's self-labelling step (Van
+    Gansbeke et al. 2020, sec. 2.3) with the start's hard labels held fixed: released, the
+    models' own ELBOs drift away from the start (reports/benchmarks/n2d_start.md).
+    """
+
+    labels: Tensor  # [N] long, on the training data's device
+    weight: float
 
 
 @dataclass
@@ -245,6 +266,7 @@ def fit(
     optimizer: torch.optim.Optimizer | None = None,
     checkpoint_dir: str | os.PathLike | None = None,
     resume_key: str = "",
+    anchor: Anchor | None = None,
 ) -> TrainResult:
     """Train ``model`` on ``x_train`` (already on the model's device) with Adam.
 
@@ -252,8 +274,10 @@ def fit(
     numbers go to the curves as ``test/<name>``. Training terms go as ``train/<name>``.
     With ``checkpoint_dir`` and ``config.checkpoint_every`` > 0, checkpoints are saved there
     and a matching one (same ``resume_key``) is resumed (see the module docstring).
+    With ``anchor``, its cross-entropy term is added to every step's loss (:class:`Anchor`).
     """
-    run = _Run(model, x_train, config, evaluate, desc, optimizer, checkpoint_dir, resume_key)
+    run = _Run(model, x_train, config, evaluate, desc, optimizer, checkpoint_dir, resume_key,
+               anchor)
     if curves_dir is None:
         return run(None)
     from dvclive import Live
@@ -277,8 +301,9 @@ class _Run:
         optimizer: torch.optim.Optimizer | None,
         checkpoint_dir: str | os.PathLike | None,
         resume_key: str,
+        anchor: Anchor | None = None,
     ) -> None:
-        self.model, self.x_train, self.config = model, x_train, config
+        self.model, self.x_train, self.config, self.anchor = model, x_train, config, anchor
         self.evaluate, self.desc = evaluate, desc
         self.optimizer = optimizer or torch.optim.Adam(
             model.parameters(), lr=config.lr, weight_decay=config.weight_decay
@@ -340,6 +365,15 @@ class _Run:
         print(f"{self.desc}: resuming from the checkpoint after epoch {self.start} "
               f"in {self.checkpoint_dir}", file=sys.stderr)
 
+    def _terms(self, idx: Tensor) -> dict[str, Tensor]:
+        """The model's loss terms on the batch ``idx``, plus the anchor's when there is one."""
+        xb = self.x_train[idx]
+        terms = self.step(xb)
+        if self.anchor is None:
+            return terms
+        ce = F.nll_loss(self.model.log_q_c(xb), self.anchor.labels[idx])
+        return {**terms, "anchor_ce": ce, "loss": terms["loss"] + self.anchor.weight * ce}
+
     def __call__(self, live: Any) -> TrainResult:
         model, x_train, config = self.model, self.x_train, self.config
         self._resume()
@@ -368,7 +402,7 @@ class _Run:
                 idx = distributed.shard(
                     order[b * config.batch_size : (b + 1) * config.batch_size], self.group)
                 with torch.autocast(x_train.device.type, torch.bfloat16, enabled=bf16):
-                    terms = self.step(x_train[idx])
+                    terms = self._terms(idx)
                 if bf16:
                     terms = {k: v.float() for k, v in terms.items()}
                 values = {k: float(v.detach()) for k, v in terms.items()}

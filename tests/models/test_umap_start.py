@@ -10,7 +10,7 @@ from vaemix.io import save_npz
 from vaemix.metrics import cluster_accuracy
 from vaemix.models import ModelSpec, build_model
 from vaemix.models.init import umap_mixture
-from vaemix.training import TrainConfig, batched, fit, seed_everything
+from vaemix.training import Anchor, TrainConfig, batched, fit, seed_everything
 
 UMAP = {"n_neighbors": 15, "n_components": None, "min_dist": 0.0, "covariance_type": "full",
         "n_init": 2, "max_points": None}
@@ -78,3 +78,25 @@ def test_movae_start_needs_the_autoencoder(blob_data):
     model = build_model("movae", ModelSpec(**BLOB_SPEC, options=OPTIONS["movae"]))
     with pytest.raises(Exception, match="train.movae.init"):
         model.initialise(x, seed=0, ae_checkpoint=None)
+
+
+def test_the_anchor_holds_the_model_to_its_start(blob_data, tmp_path):
+    """A start DMVAE's own ELBO disagrees with (two blobs merged, one blob cut in half) is
+    kept through training when the start's partition stays a term of the loss; released,
+    the model moves off it."""
+    x, y, _, _, _, path = blob_data
+    y = np.asarray(y)
+    planted = np.array([0, 0, 1, 3, 4])[y]
+    blob2 = y == 2
+    cut = np.asarray(x[:, 0]) > np.median(np.asarray(x[blob2, 0]))
+    planted[blob2 & cut] = 2
+    save_npz(tmp_path / "pred.npz", pred_train=planted, pred_test=np.zeros(3, np.int64))
+    agreement = {}
+    for weight in (0.0, 1.0):
+        model = model_from_start("dmvae", path, x,
+                                 {"umap": UMAP, "file": tmp_path / "pred.npz"}, epochs=20)
+        np.testing.assert_array_equal(model.start_labels.numpy(), planted)
+        anchor = Anchor(model.start_labels, weight) if weight else None
+        fit(model, x, TrainConfig(epochs=40, batch_size=64, lr=1e-3, seed=0), anchor=anchor)
+        agreement[weight] = np.mean(batched(model.predict_clusters, x).numpy() == planted)
+    assert agreement[1.0] >= 0.95 and agreement[1.0] > agreement[0.0] + 0.03

@@ -360,9 +360,11 @@ def self_train(
     The partition is a clustering of the AE's codes, so no label is used; training a
     network on the pseudo-labels of an unsupervised start is the self-training step of
     DEC (Xie, Girshick & Farhadi 2016, sec. 3.1, with hard targets) and of N2D's follow-ups.
-    Afterwards the model trains on its own objective alone.
+    The partition is kept as ``model.start_labels`` [N]: training holds the model to it
+    with the weight ``anchor_weight`` (:class:`vaemix.training.Anchor`; 0 = released).
     """
     targets = torch.as_tensor(labels, dtype=torch.long, device=x_train.device)
+    model.start_labels = targets
 
     def loss(idx: Tensor) -> Tensor:
         xb = x_train[idx]
