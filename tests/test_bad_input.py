@@ -81,3 +81,16 @@ def test_corrupted_prepared_data_is_refused_by_checksum(spiral):
             load_prepared("spiral", spiral / "data/prepared")
     finally:
         path.write_bytes(good)
+
+
+def test_a_misspelled_option_stops_the_train_stage_before_any_work(tmp_path):
+    """The model's options are checked before the data is even read: one line naming the
+    key and the closest known one, exit status 2, nothing written."""
+    from tests.tiny import make_project, run_subprocess
+
+    folder = make_project(tmp_path / "p", ("spiral",), {"train.vade.lrr": 0.01})
+    proc = run_subprocess(folder, "train", "spiral", "vade")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines() == [
+        "error: params.yaml: 'train.vade.lrr': unknown key; did you mean 'lr'?"]
+    assert not (folder / "reports").exists() and not (folder / "artifacts").exists()

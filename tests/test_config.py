@@ -191,3 +191,54 @@ def test_the_start_the_models_need_is_required(params, change):
     bad["moe"].update(gates=[], plain_gates=[])
     bad["methods"] = []
     validate(bad)        # nothing starts from it: no need
+
+
+@pytest.mark.parametrize("key, message", [
+    ("budget.epoch_scael", "'budget.epoch_scael': unknown key; did you mean 'epoch_scale'?"),
+    ("datasetz", "'datasetz': unknown key; did you mean 'datasets'?"),
+    ("baseline.umap_gmm.n_neighbor",
+     "'baseline.umap_gmm.n_neighbor': unknown key; did you mean 'n_neighbors'?"),
+    ("data.spiral.noize", "'data.spiral.noize': unknown key; did you mean 'noise'?"),
+    ("moe.dvmoe.tau_strat", "'moe.dvmoe.tau_strat': unknown key; did you mean 'tau_start'?"),
+    ("moe.deepmoe.per_dataset.spiral.lrr",
+     "'moe.deepmoe.per_dataset.spiral.lrr': unknown key; did you mean 'lr'?"),
+    ("train.vaed", "'train.vaed': unknown key; did you mean 'vade'?"),
+])
+def test_a_misspelled_key_is_refused_with_the_closest_one(params, key, message):
+    bad = copy.deepcopy(params)
+    *parents, last = key.split(".")
+    node = bad
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = 1
+    with pytest.raises(ParamError) as err:
+        validate(bad)
+    assert str(err.value) == f"params.yaml: {message}"
+
+
+@pytest.mark.parametrize("method, key, closest", [
+    ("vade", "predcit", "predict"), ("gmvae", "tua", None), ("concrete_gmvae", "tua", "tau"),
+    ("dmvae", "lrr", "lr"), ("ae", "input_dropuot", "input_dropout"),
+    ("gmvae_dpgmm", "truncation", "truncation_factor"),
+])
+def test_a_misspelled_model_option_is_refused_before_the_model_is_built(method, key, closest):
+    from vaemix.models import check_option_keys
+
+    with pytest.raises(ParamError) as err:
+        check_option_keys(method, {"epochs": 3, "lr": 0.001, key: 1})
+    section = "pretrain" if method == "ae" else "train"
+    assert str(err.value).startswith(f"params.yaml: '{section}.{method}.{key}': unknown key; ")
+    if closest:
+        assert str(err.value).endswith(f"did you mean '{closest}'?")
+    else:  # nothing close (tau is the Concrete GMVAE's, not the GMVAE's): the known keys
+        assert "known: " in str(err.value) and "head_hidden" in str(err.value)
+
+
+def test_every_committed_option_is_known_to_its_model(params):
+    """params.yaml's own train.* and pretrain.* sections pass the models' key check."""
+    from vaemix.models import check_option_keys
+
+    for section in ("pretrain", "train"):
+        for name in params[section]:
+            for ds in params["datasets"]:
+                check_option_keys(name, training_settings(params, section, name, ds))

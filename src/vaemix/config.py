@@ -8,9 +8,10 @@ stderr and a non-zero exit before anything is written.
 from __future__ import annotations
 
 import copy
+import difflib
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,89 @@ Params = dict[str, Any]
 
 
 # --- small typed accessors ------------------------------------------------------------
+
+# --- the keys each section may hold ---------------------------------------------------
+# A key not declared here (or, for pretrain.<encoder> and train.<method>, in the model's
+# module: ``option_keys``) is refused with the closest declared one (``refuse_unknown``).
+# The training loop's keys (vaemix.training.TrainConfig), valid in every pretrain.*, train.*
+# and trained-gate section beside the method's own options:
+TRAINING_KEYS = frozenset({
+    "epochs", "batch_size", "lr", "weight_decay", "eval_every", "lr_decay", "lr_decay_every",
+    "grad_clip", "checkpoint_every", "max_loss_growth", "anchor_weight", "per_dataset",
+})
+_GATE_START = ("hidden", "init", "self_train_epochs", "self_train_weight", "start_ridge")
+SECTION_KEYS: dict[str, frozenset[str]] = {k: frozenset(v) for k, v in {
+    "": ("profile", "seed", "seeds", "device", "precision", "distributed", "datasets",
+         "encoders", "methods", "baselines", "baseline_encoders", "collapse_fraction",
+         "budget", "data", "regression", "model", "pretrain", "train", "baseline",
+         "latent_sweep", "moe"),
+    "distributed": ("nproc_per_node", "backend"),
+    "budget": ("epoch_scale", "max_train", "max_test"),
+    "data": DATASETS,
+    "data.mnist": ("root", "download"),
+    "data.cifar100": ("root", "download"),
+    "data.spiral": ("arms", "points_per_arm", "turns", "noise", "test_fraction"),
+    "data.npz": ("path", "test_fraction"),
+    "regression": ("mode", "out_dim", "noise"),
+    "model": DATASETS,
+    **{f"model.{ds}": ("n_clusters", "latent_dim", "net", "hidden", "likelihood")
+       for ds in DATASETS},
+    "pretrain": ENCODERS,
+    "train": METHODS,
+    "baseline": BASELINES,
+    "baseline.kmeans": ("n_init",),
+    "baseline.gmm": ("covariance_type", "n_init", "max_iter"),
+    "baseline.dpgmm": ("covariance_type", "truncation_factor", "weight_concentration_prior",
+                       "degrees_of_freedom_prior", "max_iter", "min_weight"),
+    "baseline.umap_gmm": ("n_neighbors", "n_components", "min_dist", "covariance_type",
+                          "n_init", "max_points"),
+    "latent_sweep": ("datasets", "latent_dims", "runs", "from_gmvae", "baseline_encoders"),
+    "moe": ("gates", "latent_dims", "plain_gates", "n_experts", "objective", *GATES),
+    "moe.dvmoe": (*TRAINING_KEYS, *_GATE_START, "vae_weight", "tau_start", "tau_end",
+                  "tau_anneal_epochs", "hard", "prior"),
+    "moe.vade_moe": (*TRAINING_KEYS, *_GATE_START, "vae_weight", "mc_samples"),
+    "moe.deepmoe": (*TRAINING_KEYS, *_GATE_START),
+    "moe.gmm_moe": ("pca_dim", "max_iter", "tol", "reg_covar", "ridge"),
+    "moe.linear": ("ridge",),
+    "moe.oracle": ("ridge",),
+}.items()}
+
+
+def refuse_unknown(where: str, keys: Iterable[Any], known: Iterable[str]) -> None:
+    """Stop at the first of ``keys`` (of the section ``where``; "" = the top level) that is
+    not ``known``, naming the closest known key: "'train.vade.lrr': unknown key; did you
+    mean 'lr'?". Models and sections otherwise drop what they do not read, so a typo would
+    silently run the default."""
+    known = sorted(set(known))
+    for key in keys:
+        if key in known:
+            continue
+        name = f"{where}.{key}" if where else str(key)
+        close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
+        hint = f"did you mean '{close[0]}'?" if close else f"known: {', '.join(known)}"
+        raise ParamError(f"params.yaml: '{name}': unknown key; {hint}")
+
+
+def check_known_keys(params: Mapping[str, Any]) -> None:
+    """Every section of ``params`` holds only declared keys (:data:`SECTION_KEYS`); the
+    per-dataset overrides of a trained gate only its own keys. The options of
+    pretrain.<encoder> and train.<method> are the models' (checked when one is built:
+    vaemix.models.build_model), beside :data:`TRAINING_KEYS`."""
+    for where, known in SECTION_KEYS.items():
+        node: Any = params
+        for part in where.split(".") if where else []:
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if isinstance(node, Mapping):
+            refuse_unknown(where, node, known)
+    for gate in ("dvmoe", "vade_moe", "deepmoe"):
+        section = (params.get("moe") or {}).get(gate)
+        overrides = section.get("per_dataset") if isinstance(section, Mapping) else None
+        for ds, values in (overrides or {}).items():
+            refuse_unknown(f"moe.{gate}.per_dataset", [ds], DATASETS)
+            if isinstance(values, Mapping):
+                refuse_unknown(f"moe.{gate}.per_dataset.{ds}", values,
+                               SECTION_KEYS[f"moe.{gate}"] - {"per_dataset"})
+
 
 def _fail(key: str, expected: str, got: Any) -> ParamError:
     return ParamError(f"params.yaml: '{key}' must be {expected}, got {got!r}")
@@ -326,7 +410,8 @@ def _validate_latent_sweep(params: Params, datasets: list[str], encoders: list[s
     for ds in sweep_ds:
         if ds not in datasets:
             raise ParamError(f"params.yaml: '{key}.datasets' has {ds!r}, which is not in "
-                             "'datasets'")
+                             f"'datasets'; leave it out of the sweep too (-S '{key}.datasets=[]' "
+                             f"-S '{key}.from_gmvae=[]', or the datasets kept)")
     dims = get(params, f"{key}.latent_dims")
     if (not isinstance(dims, list) or not all(_is_int(i) and i > 0 for i in dims)
             or len(set(dims)) != len(dims)):
@@ -362,6 +447,7 @@ def validate(params: Params) -> Params:
     """Check every key a stage may read; raise ParamError on the first bad one."""
     if not isinstance(params, Mapping):
         raise ParamError("params.yaml: the top level must be a mapping")
+    check_known_keys(params)
     nonneg_int(params, "seed")
     seed_list(params, "seeds")
     device = get(params, "device")

@@ -47,7 +47,7 @@ from vaemix.data import Prepared
 from vaemix.data.common import sha256_array, sha256_file
 from vaemix.io import atomic_dir, save_npz
 from vaemix.metrics import clustering_metrics
-from vaemix.models import Model, build_model, spec_from_params
+from vaemix.models import Model, build_model, check_option_keys, spec_from_params
 from vaemix.seeds import run_over_seeds, seed_path, seeds_of
 from vaemix.training import (
     Anchor,
@@ -130,9 +130,10 @@ def train_and_export(
     another run (``artifacts/<dataset>/<run>/...``) is read from that run's matching seed.
     Returns the aggregated metrics that were written.
     """
+    settings = scale_schedules(params, training_settings(params, section, method, dataset))
+    check_option_keys(method, settings)  # a misspelled option stops before any work
     device = resolve_device(params["device"])
     group, device = distributed.setup(device, params["distributed"]["backend"])
-    settings = scale_schedules(params, training_settings(params, section, method, dataset))
     epochs = scaled_epochs(params, int(settings["epochs"]))
     spec = spec_from_params(params, dataset, data.input_shape, **settings)
     check_clusters_fit(params, dataset, len(data.x_train), f"data/prepared/{dataset}")

@@ -6,9 +6,10 @@ A new method adds one module here and one entry in ``MODELS`` (and its id in
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
+from vaemix.config import ENCODERS, TRAINING_KEYS, refuse_unknown
 from vaemix.models.ae import VAE, AutoEncoder
 from vaemix.models.base import Model, ModelSpec
 from vaemix.models.concrete_gmvae import ConcreteGMVAE
@@ -18,7 +19,7 @@ from vaemix.models.gmvae_dpgmm import GMVAEDPGMM
 from vaemix.models.movae import MoVAE
 from vaemix.models.vade import VaDE
 
-MODELS: dict[str, Callable[[ModelSpec], Model]] = {
+MODELS: dict[str, type[Model]] = {
     "ae": AutoEncoder,
     "vae": VAE,
     "dmvae": DMVAE,
@@ -46,10 +47,20 @@ def spec_from_params(
     )
 
 
+def check_option_keys(name: str, options: Mapping[str, Any]) -> None:
+    """An option neither the model ``name`` (its ``option_keys``) nor the training loop
+    (vaemix.config.TRAINING_KEYS) knows stops here, named as its params key with the
+    closest known one ("'train.vade.lrr': unknown key; did you mean 'lr'?")."""
+    section = f"{'pretrain' if name in ENCODERS else 'train'}.{name}"
+    refuse_unknown(section, options, TRAINING_KEYS | MODELS[name].option_keys)
+
+
 def build_model(name: str, spec: ModelSpec) -> Model:
     if name not in MODELS:
         raise KeyError(f"unknown method {name!r} (known: {', '.join(sorted(MODELS))})")
+    check_option_keys(name, spec.options)
     return MODELS[name](spec)
 
 
-__all__ = ["MODELS", "Model", "ModelSpec", "build_model", "spec_from_params"]
+__all__ = ["MODELS", "Model", "ModelSpec", "build_model", "check_option_keys",
+           "spec_from_params"]

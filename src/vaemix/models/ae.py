@@ -65,6 +65,8 @@ def random_affine(x: Tensor, max_shift: float, max_degrees: float) -> Tensor:
 class AutoEncoder(Model):
     """x -> z = f(x) -> p(x|z); trained by maximising ln p(x|f(x))."""
 
+    option_keys = frozenset({"input_dropout", "augment_shift", "augment_rotate"})
+
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
         self.trunk = build_trunk(spec.input_shape, spec.net, spec.hidden)

@@ -29,6 +29,9 @@ class Model(nn.Module):
     """
 
     clusters: bool = False
+    # the method's own keys in its params section, beside the training loop's
+    # (vaemix.config.TRAINING_KEYS); build_model refuses any other
+    option_keys: frozenset[str] = frozenset()
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__()

@@ -75,6 +75,7 @@ class ConcreteGMVAE(GMVAE):
     """GMVAE trained with one Concrete sample of y per example (eq. 7-8)."""
 
     section = "train.concrete_gmvae"
+    option_keys = GMVAE.option_keys | frozenset(CONCRETE_DEFAULTS)
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)

@@ -140,6 +140,7 @@ class DMVAE(Model):
     learned; trained on the relaxed objective L~ (Singh et al. 2018, sec. 7)."""
 
     clusters = True
+    option_keys = frozenset(DEFAULTS)
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)

@@ -120,6 +120,7 @@ class GMVAE(Model):
 
     clusters = True
     section = "train.gmvae"
+    option_keys = frozenset(DEFAULTS)
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)

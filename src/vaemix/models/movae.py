@@ -166,6 +166,7 @@ class MoVAE(Model):
     """Manager + K expert VAEs (Zeldes 2018); cluster of x = argmax_k p_k(x)."""
 
     clusters = True
+    option_keys = frozenset(DEFAULTS)
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)

@@ -94,6 +94,7 @@ class VaDE(Model):
     """VAE with a learnable GMM prior; q(c|x) is the prior's responsibility p(c|z)."""
 
     clusters = True
+    option_keys = frozenset(DEFAULTS)
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
