@@ -108,3 +108,27 @@ def test_make_split_from_gz(tmp_path):
     assert np.array_equal(arrays["y_test"], y[24:])
     with pytest.raises(DataError, match="n-train"):
         mnist.make_split(src, tmp_path / "raw2", n_train=30)
+
+
+def test_the_leave_out_hint_is_a_command_that_validates():
+    """The offline error's suggested `dvc exp run -S ...` overrides, applied to the committed
+    params.yaml, pass validation (leaving a dataset out must also leave it out of the
+    latent sweep)."""
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from vaemix.config import load_yaml, validate
+    from vaemix.data.mnist import LEAVE_OUT_HINT
+
+    params = yaml.safe_load((Path(__file__).resolve().parents[2] / "params.yaml").read_text())
+    overrides = re.findall(r"-S '([\w.]+)=([^']*)'", LEAVE_OUT_HINT)
+    assert [k for k, _ in overrides][0] == "datasets" and len(overrides) == 3
+    for key, value in overrides:
+        *parents, last = key.split(".")
+        node = params
+        for part in parents:
+            node = node[part]
+        node[last] = load_yaml(value)
+    validate(params)

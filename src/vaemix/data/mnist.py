@@ -21,8 +21,8 @@ FILES = {
 IMAGE_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions
 LABEL_MAGIC = 0x00000801  # unsigned bytes, 1 dimension
 LEAVE_OUT_HINT = (
-    "or leave the dataset out: dvc exp run -S 'datasets=[spiral]' (or edit `datasets` in "
-    "params.yaml)"
+    "or leave the dataset out: dvc exp run -S 'datasets=[spiral]' -S 'latent_sweep.datasets=[]' "
+    "-S 'latent_sweep.from_gmvae=[]' (or edit `datasets` and `latent_sweep` in params.yaml)"
 )
 
 
