@@ -100,3 +100,26 @@ def test_the_anchor_holds_the_model_to_its_start(blob_data, tmp_path):
         fit(model, x, TrainConfig(epochs=40, batch_size=64, lr=1e-3, seed=0), anchor=anchor)
         agreement[weight] = np.mean(batched(model.predict_clusters, x).numpy() == planted)
     assert agreement[1.0] >= 0.95 and agreement[1.0] > agreement[0.0] + 0.03
+
+
+def test_gmvae_dpgmm_starts_its_first_dp_fit_from_the_partition(blob_data, tmp_path):
+    """With init_clusters: umap the DP-GMM's first fit starts from the start's partition
+    (component k = cluster k of the partition, the T - K others empty) instead of k-means,
+    and the model is warmed up on the partition and held to it like the other mixture
+    models: its DP components stay the partition's clusters through the refits."""
+    x, y, _, _, _, path = blob_data
+    planted = np.array([3, 0, 4, 1, 2])[np.asarray(y)]
+    save_npz(tmp_path / "pred.npz", pred_train=planted, pred_test=np.zeros(3, np.int64))
+    seed_everything(0)
+    options = {"init": "ae", "init_clusters": "umap", "self_train_epochs": 40,
+               "truncation_factor": 2, "kl_anneal_steps": 50, **HEADS}
+    model = build_model("gmvae_dpgmm", ModelSpec(**BLOB_SPEC, options=options))
+    model.initialise(x, seed=0, ae_checkpoint=path,
+                     start={"umap": UMAP, "file": tmp_path / "pred.npz"})
+    np.testing.assert_array_equal(model.start_labels.numpy(), planted)
+    weights = model.prior_log_weights.exp().numpy()
+    assert weights[:5].sum() > 0.95 and model.n_effective() == 5
+    fit(model, x, TrainConfig(epochs=5, batch_size=64, lr=1e-3, seed=0),
+        anchor=Anchor(model.start_labels, weight=10.0))  # five DP-GMM refits
+    pred = batched(model.predict_clusters, x).numpy()
+    assert np.mean(pred == planted) >= 0.95 and model.n_effective() == 5

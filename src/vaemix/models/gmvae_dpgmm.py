@@ -55,7 +55,7 @@ from vaemix.errors import DataError, ParamError
 from vaemix.models.base import ModelSpec
 from vaemix.models.concrete_gmvae import ConcreteGMVAE, check_concrete_options
 from vaemix.models.gmvae import GMVAE, check_gmvae_options, nested
-from vaemix.models.init import MIN_VARIANCE, MixtureInit
+from vaemix.models.init import MIN_VARIANCE, MixtureInit, umap_mixture
 
 DP_DEFAULTS: dict[str, Any] = {
     "truncation_factor": 3,
@@ -101,6 +101,7 @@ class GMVAEDPGMM(ConcreteGMVAE):
     """Concrete-trained GMVAE whose prior p(y), p(z|y) is refit by a DP-GMM (Algorithm 1)."""
 
     section = "train.gmvae_dpgmm"
+    option_keys = ConcreteGMVAE.option_keys | frozenset(DP_DEFAULTS)
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
@@ -206,13 +207,30 @@ class GMVAEDPGMM(ConcreteGMVAE):
     @torch.no_grad()
     def prior_from_codes(self, z: np.ndarray, seed: int,
                          start: Mapping[str, Any] | None = None) -> MixtureInit:
-        """init ae: the first DP-GMM fit is on the autoencoder's codes (Algorithm 1); no
-        other start applies (``start`` is ignored)."""
+        """init ae: the first DP-GMM fit is on the autoencoder's codes (Algorithm 1).
+
+        With ``init_clusters: umap`` that fit's variational posterior starts from the N2D
+        partition of the codes (McConville et al. 2020; :func:`umap_mixture`), one-hot
+        responsibilities on the first K of the T components, instead of scikit-learn's
+        k-means start; the partition is returned as ``labels``, so the model is warmed up
+        on it and held to it as the other mixture models are. The other starts do not
+        apply: without ``umap`` the DP-GMM starts as scikit-learn's does."""
         self._seed = seed
+        labels = None
+        if self.opts["init_clusters"] == "umap":
+            labels = umap_mixture(z, self.spec.n_clusters, seed, start).labels
+            self._dpgmm = self._new_dpgmm()
+            resp = np.zeros((len(z), self.n_components))
+            resp[np.arange(len(z)), labels] = 1.0
+            # scikit-learn (pinned) has no public start from responsibilities: its own
+            # initialisation step with ours, then fit() continues from it (warm_start)
+            self._dpgmm._check_parameters(z)
+            self._dpgmm._initialize(z, resp)
+            self._dpgmm.converged_, self._dpgmm.lower_bound_ = False, -np.inf
         self._fit_dp(z)
         return MixtureInit(weights=self.prior_log_weights.exp().cpu().numpy(),
                            means=self.prior_mean.cpu().numpy(),
-                           variances=self.prior_logvar.exp().cpu().numpy())
+                           variances=self.prior_logvar.exp().cpu().numpy(), labels=labels)
 
     def _new_dpgmm(self) -> BayesianGaussianMixture:
         return BayesianGaussianMixture(
@@ -291,6 +309,12 @@ class GMVAEDPGMM(ConcreteGMVAE):
 
     def predict_clusters(self, x: Tensor) -> Tensor:
         return self.log_prior_posterior(self.encode(x)).argmax(-1)
+
+    def log_q_c(self, x: Tensor) -> Tensor:
+        """ln p(y | z = encode(x)) [B, T] under the DP-GMM prior, differentiable in the
+        encoder: the posterior ``predict_clusters`` takes the argmax of, so the warm-up and
+        the anchor train the latents into the DP components of the start's partition."""
+        return self.log_prior_posterior(self.encode(x))
 
     def sample_components(self) -> Tensor:
         """The effective components, heaviest first."""
