@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Sets up the environment (if needed) and runs lint and the whole test suite.
+# Sets up the environment (if needed) and runs lint and the whole test suite, on two
+# pytest-xdist workers of one thread each (the end-to-end `dvc repro` on one, the rest on
+# the other; tests/conftest.py orders the slow modules first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/ruff check src stages tests bench scripts
-.venv/bin/python -m pytest -q "$@"
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 NUMBA_NUM_THREADS=1
+.venv/bin/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder "$@"

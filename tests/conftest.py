@@ -29,3 +29,17 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+# The slowest modules, run first: under pytest-xdist (scripts/test.sh runs two workers with
+# --dist loadfile --no-loadscope-reorder) one worker takes the end-to-end `dvc repro` at once
+# while the other goes through the rest.
+SLOW_FIRST = ("test_pipeline_e2e.py", "test_sweeps.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item) -> int:
+        name = item.path.name
+        return SLOW_FIRST.index(name) if name in SLOW_FIRST else len(SLOW_FIRST)
+
+    items.sort(key=rank)  # stable: the order within a module is kept
