@@ -12,10 +12,13 @@ from vaemix.distributions import (
     kl_gaussians,
     kl_normal_std,
     log_bernoulli,
+    log_mean_posterior_mc,
     log_mixture_normal_diag,
+    log_mixture_posterior,
     log_normal_diag,
     log_standard_normal,
     reparameterize,
+    sample_per_component,
 )
 
 torch.manual_seed(0)
@@ -114,3 +117,41 @@ def test_gumbel_softmax_straight_through():
     assert logits.grad is not None and logits.grad.abs().sum() > 0
     with pytest.raises(ValueError):
         gumbel_softmax(logits, tau=0.0)
+
+
+def test_log_mixture_posterior_is_bayes_rule_and_stable():
+    k, d = 4, 3
+    z = torch.randn(6, d, dtype=torch.float64)
+    means, logvars = torch.randn(k, d, dtype=torch.float64), torch.randn(k, d, dtype=torch.float64)
+    w = torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=torch.float64)
+    # independent: joint densities from torch.distributions, normalised by hand
+    joint = torch.stack([w[c] * _diag(means[c], logvars[c]).log_prob(z).exp() for c in range(k)], 1)
+    expected = joint / joint.sum(1, keepdim=True)
+    got = log_mixture_posterior(z, w.log(), means, logvars).exp()
+    assert torch.allclose(got, expected, atol=1e-10)
+    # batch dims in front ([S, B, d]) and a point far from every component stay finite
+    far = log_mixture_posterior(torch.full((2, 1, d), 1e3, dtype=torch.float64), w.log(),
+                                means, logvars)
+    assert far.shape == (2, 1, k) and torch.isfinite(far).all()
+    assert torch.allclose(far.exp().sum(-1), torch.ones(2, 1, dtype=torch.float64))
+
+
+def test_log_mean_posterior_mc_averages_the_draws_in_probability_space():
+    mean, logvar = torch.randn(5, 2), torch.randn(5, 2)
+    means, logvars, log_w = torch.randn(3, 2), torch.zeros(3, 2), torch.zeros(3)
+    post = lambda z: log_mixture_posterior(z, log_w, means, logvars)  # noqa: E731
+    got = log_mean_posterior_mc(mean, logvar, post, samples=64, seed=3)
+    gen = torch.Generator().manual_seed(3)
+    eps = torch.randn((64, 5, 2), generator=gen)
+    expected = post(mean + (0.5 * logvar).exp() * eps).exp().mean(0).log()
+    assert torch.allclose(got, expected, atol=1e-5)
+    assert torch.equal(got, log_mean_posterior_mc(mean, logvar, post, samples=64, seed=3))
+
+
+def test_sample_per_component_moments():
+    means = torch.tensor([[0.0, 5.0], [-3.0, 1.0]])
+    logvars = torch.tensor([[0.0, math.log(4.0)], [math.log(0.25), 0.0]])
+    z = sample_per_component(means, logvars, 20000, torch.Generator().manual_seed(0))
+    assert z.shape == (2, 20000, 2)
+    assert torch.allclose(z.mean(1), means, atol=0.05)
+    assert torch.allclose(z.var(1), logvars.exp(), rtol=0.05)

@@ -8,6 +8,7 @@ are summed; all mixtures are evaluated in log space with ``logsumexp``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -72,6 +73,41 @@ def log_mixture_normal_diag(
     """
     comp = log_normal_diag(z.unsqueeze(-2), means, logvars)  # [B, K]
     return torch.logsumexp(comp + log_weights, dim=-1)
+
+
+def log_mixture_posterior(
+    z: Tensor, log_weights: Tensor, means: Tensor, logvars: Tensor
+) -> Tensor:
+    """ln p(c|z) [..., K] under the mixture sum_c w_c N(mu_c, diag sigma_c^2), by Bayes' rule
+    in log space: log_softmax_c(ln w_c + ln N(z; mu_c, sigma_c^2)), never exp-then-normalise
+    (VaDE's gamma, Jiang et al. 2017, eq. 16; the GMM prior's posterior of every model).
+
+    z: [..., d]; log_weights: [K] (one number per component, normalised or not); means,
+    logvars: [K, d].
+    """
+    return F.log_softmax(log_normal_diag(z.unsqueeze(-2), means, logvars) + log_weights, dim=-1)
+
+
+def log_mean_posterior_mc(
+    mean: Tensor, logvar: Tensor, log_posterior: Callable[[Tensor], Tensor], samples: int,
+    seed: int,
+) -> Tensor:
+    """ln E_{q(z|x)}[p(c|z)] [B, K] by Monte Carlo with ``samples`` fixed-seed draws of
+    z ~ N(mean, diag exp(logvar)) (Singh et al. 2018, sec. 5.1): the logsumexp over the
+    draws of ``log_posterior(z)`` minus ln S, so nothing leaves log space."""
+    gen = torch.Generator(device=mean.device).manual_seed(seed)
+    shape = (samples, *mean.shape)
+    z = reparameterize(mean.expand(shape), logvar.expand(shape), generator=gen)
+    return torch.logsumexp(log_posterior(z), dim=0) - math.log(samples)
+
+
+def sample_per_component(
+    means: Tensor, logvars: Tensor, n: int, generator: torch.Generator | None = None
+) -> Tensor:
+    """n draws from each diagonal Gaussian component: [K, n, d] from means, logvars [K, d]."""
+    k, d = means.shape
+    return reparameterize(means.unsqueeze(1).expand(k, n, d),
+                          logvars.unsqueeze(1).expand(k, n, d), generator=generator)
 
 
 def kl_categorical(log_q: Tensor, log_p: Tensor) -> Tensor:

@@ -56,10 +56,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 import torch.nn.functional as F
+from scipy.special import logsumexp
+from scipy.stats import norm
 from torch import Tensor, nn
 
 from vaemix.config import GATES, LATENT_GATES, PLAIN_GATES
-from vaemix.distributions import log_normal_diag, reparameterize
+from vaemix.distributions import log_normal_diag
 from vaemix.models.base import Model, ModelSpec
 from vaemix.models.dmvae import DMVAE
 from vaemix.models.init import adam_epochs
@@ -212,11 +214,7 @@ class GatedMoE(Model):
             return F.log_softmax(self.gate.q_c_logits(x), dim=-1)
         if isinstance(self.gate, VaDE):
             mean, logvar = self.gate.posterior(self.gate.trunk(x))
-            gen = torch.Generator(device=x.device).manual_seed(MC_SEED)
-            shape = (self.mc_samples, *mean.shape)
-            z = reparameterize(mean.expand(shape), logvar.expand(shape), generator=gen)
-            log_p = self.gate.log_gamma(z)  # [S, B, K]
-            return torch.logsumexp(log_p, dim=0) - np.log(self.mc_samples)
+            return self.gate.log_gate_mc(mean, logvar, self.mc_samples, MC_SEED)
         return F.log_softmax(self.gate(x), dim=-1)
 
     # --- the start (init: start) ----------------------------------------------------------
@@ -300,9 +298,7 @@ class AffineFit:
 
     def log_prob(self, t: np.ndarray, means: np.ndarray) -> np.ndarray:
         """ln N(t; mean_k, Gamma_k) [N, K]."""
-        var = self.variances[None]
-        lp = -0.5 * (np.log(2 * np.pi * var) + (t[:, None, :] - means) ** 2 / var)
-        return lp.sum(-1)
+        return norm.logpdf(t[:, None, :], means, np.sqrt(self.variances[None])).sum(-1)
 
 
 def _with_bias(x: np.ndarray) -> np.ndarray:
@@ -383,9 +379,7 @@ def reference_predict(
     means = fit.means(x)
     with np.errstate(divide="ignore"):
         log_g = np.log(gate)
-    joint = log_g + fit.log_prob(t, means)
-    top = joint.max(-1, keepdims=True)
-    log_lik = (top + np.log(np.exp(joint - top).sum(-1, keepdims=True)))[:, 0]
+    log_lik = logsumexp(log_g + fit.log_prob(t, means), axis=-1)
     return {"gate": gate, "means": means, "t_hat": (gate[..., None] * means).sum(1),
             "log_lik": log_lik}
 

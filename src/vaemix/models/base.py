@@ -74,3 +74,10 @@ class Model(nn.Module):
     def sample_per_cluster(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """Means of p(x|z) for n draws of z from each cluster: [K, n, *input_shape]."""
         raise TypeError(f"{type(self).__name__} does not generate per cluster")
+
+    def decode_draws(self, z: Tensor) -> Tensor:
+        """Means of p(x|z) [K, n, *input_shape] for draws z [K, n, d], through the model's
+        ``decoder`` and ``likelihood`` (what ``sample_per_cluster`` shows)."""
+        k, n, d = z.shape
+        out = self.likelihood.mean(self.decoder(z.reshape(k * n, d)))
+        return out.reshape(k, n, *self.spec.input_shape)

@@ -62,9 +62,10 @@ from vaemix.distributions import (
     gumbel_softmax,
     kl_categorical,
     kl_gaussians,
-    log_normal_diag,
+    log_mixture_posterior,
     relaxed_gaussian_prior,
     reparameterize,
+    sample_per_component,
 )
 from vaemix.errors import ParamError
 from vaemix.models.base import Model, ModelSpec
@@ -228,14 +229,7 @@ class DMVAE(Model):
 
     @torch.no_grad()
     def sample_per_cluster(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        p_mean, p_logvar = self.prior_params()
-        k, d = p_mean.shape
-        mean = p_mean.unsqueeze(1).expand(k, n, d)
-        logvar = p_logvar.unsqueeze(1).expand(k, n, d)
-        z = reparameterize(mean, logvar, generator=generator)
-        return self.likelihood.mean(self.decoder(z.reshape(k * n, d))).view(
-            k, n, *self.spec.input_shape
-        )
+        return self.decode_draws(sample_per_component(*self.prior_params(), n, generator))
 
     # --- initialisation -----------------------------------------------------------------
 
@@ -277,9 +271,7 @@ class DMVAE(Model):
                        self.opts["self_train_weight"])
 
     def _gmm_log_resp(self, x: Tensor) -> Tensor:
-        p_mean, p_logvar = self.prior_params()
-        log_joint = log_normal_diag(self.encode(x).unsqueeze(-2), p_mean, p_logvar)
-        return F.log_softmax(log_joint + self.log_prior_c(), dim=-1)
+        return log_mixture_posterior(self.encode(x), self.log_prior_c(), *self.prior_params())
 
     def _fit_q_c_to_gmm(self, x_train: Tensor, seed: int) -> None:
         def cross_entropy(xb: Tensor) -> Tensor:  # to the soft responsibilities

@@ -50,7 +50,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vaemix.config import choice, int_list, nonneg_int, positive_number
-from vaemix.distributions import kl_categorical, kl_gaussians, log_normal_diag, reparameterize
+from vaemix.distributions import (
+    kl_categorical,
+    kl_gaussians,
+    log_mixture_posterior,
+    reparameterize,
+    sample_per_component,
+)
 from vaemix.errors import ParamError
 from vaemix.models.base import Model, ModelSpec
 from vaemix.models.init import (
@@ -308,9 +314,7 @@ class GMVAE(Model):
 
     def log_prior_posterior(self, z: Tensor) -> Tensor:
         """log p(y|z) under the prior mixture, [B, K] (normalised, in log space)."""
-        p_mean, p_logvar = self.prior_params()
-        joint = log_normal_diag(z.unsqueeze(-2), p_mean, p_logvar) + self.log_prior_y()
-        return F.log_softmax(joint, dim=-1)
+        return log_mixture_posterior(z, self.log_prior_y(), *self.prior_params())
 
     def sample_components(self) -> Tensor:
         """The components shown by ``sample_per_cluster`` (all of them here)."""
@@ -320,10 +324,4 @@ class GMVAE(Model):
     def sample_per_cluster(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         p_mean, p_logvar = self.prior_params()
         comps = self.sample_components()
-        k, d = len(comps), p_mean.shape[1]
-        mean = p_mean[comps].unsqueeze(1).expand(k, n, d)
-        logvar = p_logvar[comps].unsqueeze(1).expand(k, n, d)
-        z = reparameterize(mean, logvar, generator=generator)
-        return self.likelihood.mean(self.decoder(z.reshape(k * n, d))).view(
-            k, n, *self.spec.input_shape
-        )
+        return self.decode_draws(sample_per_component(p_mean[comps], p_logvar[comps], n, generator))

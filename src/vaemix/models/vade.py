@@ -39,8 +39,10 @@ from vaemix.config import choice, nonneg_int, positive_int, positive_number
 from vaemix.distributions import (
     kl_categorical,
     kl_gaussians,
-    log_normal_diag,
+    log_mean_posterior_mc,
+    log_mixture_posterior,
     reparameterize,
+    sample_per_component,
 )
 from vaemix.errors import ParamError
 from vaemix.models.base import Model, ModelSpec
@@ -126,8 +128,7 @@ class VaDE(Model):
         log_softmax_c(ln pi_c + ln N(z; mu_c, sigma^2_c)), never exp-then-normalise.
         ``z`` is [..., d]; ln pi is one number per component, not per latent dimension.
         """
-        log_pz_c = log_normal_diag(z.unsqueeze(-2), self.mu_c, self.logvar_c())  # [..., K]
-        return F.log_softmax(self.log_pi() + log_pz_c, dim=-1)
+        return log_mixture_posterior(z, self.log_pi(), self.mu_c, self.logvar_c())
 
     # --- the ELBO ---------------------------------------------------------------------
 
@@ -187,22 +188,17 @@ class VaDE(Model):
         mean, logvar = self.posterior(self.trunk(x))
         if self.opts["predict"] == "mean":
             return self.log_gamma(mean).argmax(-1)
-        # E_{q(z|x)}[p(c|z)] by Monte Carlo (Singh et al. 2018, sec. 5.1), fixed-seed draws
-        gen = torch.Generator(device=x.device).manual_seed(PREDICT_SEED)
-        s = self.opts["predict_samples"]
-        shape = (s, *mean.shape)
-        z = reparameterize(mean.expand(shape), logvar.expand(shape), generator=gen)
-        return self.log_gamma(z).exp().mean(0).argmax(-1)
+        return self.log_gate_mc(mean, logvar, self.opts["predict_samples"],
+                                PREDICT_SEED).argmax(-1)
+
+    def log_gate_mc(self, mean: Tensor, logvar: Tensor, samples: int, seed: int) -> Tensor:
+        """ln E_{q(z|x)}[p(c|z)] [B, K] by Monte Carlo with fixed-seed draws (Singh et al.
+        2018, sec. 5.1): ``predict: samples`` and VaDE's gate in the mixture of experts."""
+        return log_mean_posterior_mc(mean, logvar, self.log_gamma, samples, seed)
 
     @torch.no_grad()
     def sample_per_cluster(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        k, d = self.mu_c.shape
-        shape = (k, n, d)
-        mean = self.mu_c.unsqueeze(1).expand(shape)
-        logvar = self.logvar_c().unsqueeze(1).expand(shape)
-        z = reparameterize(mean, logvar, generator=generator).reshape(k * n, d)
-        out = self.likelihood.mean(self.decoder(z))
-        return out.reshape(k, n, *self.spec.input_shape)
+        return self.decode_draws(sample_per_component(self.mu_c, self.logvar_c(), n, generator))
 
     # --- initialisation -----------------------------------------------------------------
 
