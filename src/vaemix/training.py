@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -41,11 +41,13 @@ from tqdm.auto import tqdm
 from vaemix import distributed
 from vaemix.errors import NumericalError
 from vaemix.io import atomic_dir, save_torch
-from vaemix.models.base import Model
+
+if TYPE_CHECKING:  # the models import this loop's helpers; the loop needs Model for types only
+    from vaemix.models.base import Model
 
 os.environ.setdefault("DVC_NO_ANALYTICS", "1")
 
-EvalFn = Callable[[Model], Mapping[str, float]]
+EvalFn = Callable[["Model"], Mapping[str, float]]
 
 # The progress bar redraws at most once a second on a terminal; in a log (CI, ``dvc repro >
 # log``), where every redraw is a new line, at most once every 30 seconds.

@@ -77,6 +77,7 @@ from vaemix.networks import (
     build_trunk,
     mlp,
 )
+from vaemix.training import batched
 
 DEFAULTS: dict[str, Any] = {
     "head_hidden": [512, 256],
@@ -222,8 +223,6 @@ class GMVAE(Model):
         """The prior from a mixture on ``code(x_train)``, then q(y|x) and q(z|x,y) fitted to
         its responsibilities and to the codes, with the trunk fixed (see :meth:`initialise`).
         Returns the mixture."""
-        from vaemix.training import batched  # (vaemix.training imports vaemix.models)
-
         mix = self.prior_from_codes(batched(code, x_train).numpy().astype(np.float64), seed,
                                     start)
         variances = self.prior_params()[1].detach().exp().mean(0)

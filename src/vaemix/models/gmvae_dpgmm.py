@@ -56,6 +56,7 @@ from vaemix.models.base import ModelSpec
 from vaemix.models.concrete_gmvae import ConcreteGMVAE, check_concrete_options
 from vaemix.models.gmvae import GMVAE, check_gmvae_options, nested
 from vaemix.models.init import MIN_VARIANCE, MixtureInit, umap_mixture
+from vaemix.training import batched
 
 DP_DEFAULTS: dict[str, Any] = {
     "truncation_factor": 3,
@@ -186,8 +187,6 @@ class GMVAEDPGMM(ConcreteGMVAE):
         Returns the effective number of components."""
         if self._refit_data is None:
             raise RuntimeError("GMVAEDPGMM.initialise(x_train) must be called before training")
-        from vaemix.training import batched  # (vaemix.training imports vaemix.models)
-
         was_training = self.training
         self.eval()
         encode = self.encode if self.opts["refit_on"] == "mean" else self.sample_latent

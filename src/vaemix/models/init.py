@@ -16,6 +16,7 @@ ensembles). None of them looks at a label.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -28,8 +29,10 @@ from sklearn.cluster import SpectralClustering
 from sklearn.metrics import normalized_mutual_info_score
 from sklearn.mixture import GaussianMixture
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
 from vaemix.errors import DataError
+from vaemix.training import batched, progress_interval
 
 # Floor on the GMM's variances (in latent units squared), so log-variances stay finite.
 MIN_VARIANCE = 1e-4
@@ -255,9 +258,6 @@ def gmm_on_encoder(
 ) -> MixtureInit:
     """Fit the first mixture (``how``: see fit_mixture) on ``encode(x_train)``, the AE
     latents once copied in."""
-    # imported here: vaemix.training imports vaemix.models, which imports this module
-    from vaemix.training import batched
-
     z = batched(encode, x_train).numpy().astype(np.float64)
     return fit_mixture(z, n_clusters, seed, how, start)
 
@@ -266,7 +266,6 @@ def ae_codes(ae_checkpoint: str | Path, spec: Any, x_train: Tensor) -> np.ndarra
     """The pretrained autoencoder's codes of ``x_train`` [N, d] (for models that do not
     copy the autoencoder but start from a clustering of its codes, e.g. MoVAE)."""
     from vaemix.models.ae import AutoEncoder
-    from vaemix.training import batched
 
     ae = AutoEncoder(replace(spec, options={})).to(x_train.device)
     state = load_ae_state(ae_checkpoint)
@@ -298,12 +297,6 @@ def adam_epochs(
     """
     if epochs == 0:
         return
-    import sys
-
-    from tqdm.auto import tqdm
-
-    from vaemix.training import progress_interval  # (vaemix.training imports models)
-
     opt = torch.optim.Adam(parameters, lr=lr)
     gen = torch.Generator().manual_seed(seed)
     device = next(module.parameters()).device
