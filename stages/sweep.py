@@ -38,6 +38,7 @@ def _at_latent_dim(params: dict[str, Any], dataset: str, d: int) -> dict[str, An
 def main(argv: list[str]) -> None:
     from vaemix.config import SWEEP_VARIANTS, load_params, require_listed
     from vaemix.errors import ParamError
+    from vaemix.run_ids import run_name
 
     if not argv or argv[0] not in ("pretrain", "train", "from_gmvae", "baselines"):
         raise ParamError(USAGE)
@@ -60,7 +61,7 @@ def main(argv: list[str]) -> None:
         encoder = args[1]
         require_listed(params, "encoders", encoder)
         train_and_export(encoder, dataset, load_prepared(dataset), swept, "pretrain",
-                         name=f"{encoder}_z{d}")
+                         name=run_name(encoder, d))
     elif kind in ("train", "from_gmvae"):
         if kind == "train":
             run = args[1]
@@ -70,11 +71,11 @@ def main(argv: list[str]) -> None:
             require_listed(params, "latent_sweep.from_gmvae", dataset)
             run, method, overrides = "gmvae_dpgmm_from_gmvae", "gmvae_dpgmm", {"init": "gmvae"}
         swept["train"][method].update(overrides)
-        init = {"ae_checkpoint": ARTIFACTS / dataset / f"ae_z{d}" / "model.pt",
-                "gmvae_checkpoint": ARTIFACTS / dataset / f"gmvae_z{d}" / "model.pt",
+        init = {"ae_checkpoint": ARTIFACTS / dataset / run_name("ae", d) / "model.pt",
+                "gmvae_checkpoint": ARTIFACTS / dataset / run_name("gmvae", d) / "model.pt",
                 "start": {"umap": params["baseline"].get("umap_gmm")}}
         train_and_export(method, dataset, load_prepared(dataset), swept, "train", init=init,
-                         name=f"{run}_z{d}")
+                         name=run_name(run, d))
     else:
         _baselines(params, dataset, args[1], args[2], d)
 
@@ -83,10 +84,11 @@ def _baselines(params: dict[str, Any], dataset: str, encoder: str, baseline: str
                d: int) -> None:
     from vaemix.baselines import run_baseline
     from vaemix.config import require_listed
+    from vaemix.run_ids import run_name
 
     require_listed(params, "latent_sweep.baseline_encoders", encoder)
     require_listed(params, "baselines", baseline)
-    run_baseline(params, dataset, f"{encoder}_z{d}", baseline)
+    run_baseline(params, dataset, run_name(encoder, d), baseline)
 
 
 if __name__ == "__main__":

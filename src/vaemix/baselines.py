@@ -235,6 +235,7 @@ def run_baseline(params: Mapping[str, Any], dataset: str, encoder_run: str,
     """
     from vaemix import io
     from vaemix.config import check_clusters_fit
+    from vaemix.run_ids import RunId
     from vaemix.seeds import run_over_seeds, seed_path, seeds_of
 
     n_clusters = params["model"][dataset]["n_clusters"]
@@ -253,5 +254,6 @@ def run_baseline(params: Mapping[str, Any], dataset: str, encoder_run: str,
                     pred_train=fit.train_labels(latents["z_train"]))
         return _test_metrics(fit, latents["y_test"], pred, seed)
 
-    return run_over_seeds(params, dataset, f"{encoder_run}+{baseline}", fit_seed,
+    return run_over_seeds(params, dataset, RunId.parse(encoder_run).with_baseline(baseline).name,
+                          fit_seed,
                           curves=False)

@@ -73,13 +73,8 @@ OBJECTIVES = ("likelihood", "mse")
 INITS = ("start", "none")  # the option init of the gradient-trained gates (see above)
 __all__ = ["GATES", "GRADIENT_GATES", "LATENT_GATES", "PLAIN_GATES", "AffineExperts", "AffineFit",
            "GatedMoE", "INITS", "copy_trunk", "fit_affine", "mixed_prediction",
-           "mixture_log_likelihood", "pack", "reference_predict", "run_name", "start_moe"]
+           "mixture_log_likelihood", "pack", "reference_predict", "start_moe"]
 MC_SEED = 0  # fixed seed of vade_moe's test-time Monte Carlo draws
-
-
-def run_name(gate: str, latent_dim: int) -> str:
-    """The run's method id, ``moe_<gate>_z<d>`` (d = 0 for gates without a latent)."""
-    return f"moe_{gate}_z{latent_dim}"
 
 
 # --- experts and the mixture likelihood --------------------------------------------------

@@ -25,6 +25,7 @@ from vaemix import plots
 from vaemix.config import Params
 from vaemix.errors import DataError
 from vaemix.io import load_npz, metrics_path, write_text
+from vaemix.run_ids import RunId
 from vaemix.summary import read_metrics
 
 # Singh et al. 2018, Table 1 ("regression loss" on the test split) and the one VaDE-gate
@@ -59,7 +60,7 @@ def _metrics(params: Params, root: str | os.PathLike) -> dict[tuple[str, str, in
     out = {}
     for ds in params["datasets"]:
         for g, d in runs:
-            path = metrics_path(ds, f"moe_{g}_z{d}", root)
+            path = metrics_path(ds, RunId.moe(g, d).name, root)
             out[ds, g, d] = read_metrics(path) if Path(path).is_file() else {}
     return out
 
@@ -82,16 +83,16 @@ def does_it_hold(metrics: dict[tuple[str, str, int], dict], dataset: str,
     judged" when a run is missing or collapsed (its metrics' ``collapsed``)."""
     claim = (f"{dataset}: dvmoe's test MSE below deepmoe's at every latent dim "
              f"({', '.join(map(str, dims)) or 'none'})")
-    runs = {f"moe_dvmoe_z{d}": metrics.get((dataset, "dvmoe", d)) for d in dims}
-    runs["moe_deepmoe_z0"] = metrics.get((dataset, "deepmoe", 0))
+    runs = {RunId.moe("dvmoe", d).name: metrics.get((dataset, "dvmoe", d)) for d in dims}
+    runs[RunId.moe("deepmoe", 0).name] = metrics.get((dataset, "deepmoe", 0))
     missing = [name for name, m in runs.items() if not m or _number(m, "test_mse") is None]
     if not dims or missing:
         return f"{claim}: cannot be judged, not run: {', '.join(missing) or 'moe_dvmoe'}"
     down = [name for name, m in runs.items() if m.get("collapsed")]
     if down:
         return f"{claim}: cannot be judged, collapsed: {', '.join(down)}"
-    deep = _number(runs.pop("moe_deepmoe_z0"), "test_mse")
-    dv = {d: _number(runs[f"moe_dvmoe_z{d}"], "test_mse") for d in dims}
+    deep = _number(runs.pop(RunId.moe("deepmoe", 0).name), "test_mse")
+    dv = {d: _number(runs[RunId.moe("dvmoe", d).name], "test_mse") for d in dims}
     worst = max(dims, key=lambda d: dv[d])
     held = all(v < deep for v in dv.values())
     return (f"{claim}: {'yes' if held else 'no'} (dvmoe's worst, z{worst}: {dv[worst]:.4f}; "
@@ -308,7 +309,7 @@ def moe_figures(params: Params, dataset: str, out_dir: Path, root: Path) -> list
         x_test = x.astype(np.float32) if plots.is_points_2d(x) else None
     written = []
     for g, d in runs:
-        name = f"moe_{g}_z{d}"
+        name = RunId.moe(g, d).name
         path = root / "artifacts" / dataset / name / "moe.npz"
         if not path.is_file():
             continue
@@ -320,9 +321,9 @@ def moe_figures(params: Params, dataset: str, out_dir: Path, root: Path) -> list
         plot_moe_fit(arrays, x_test, fig, f"{dataset}: {name}")
         written.append(fig)
     metrics_root = root / "reports" / "metrics"
-    series = {g: [(d, read_metrics(metrics_path(dataset, f"moe_{g}_z{d}", metrics_root))
+    series = {g: [(d, read_metrics(metrics_path(dataset, RunId.moe(g, d).name, metrics_root))
                    ["test_mse"]) for d in dims] for g in latent}
-    flat = {g: read_metrics(metrics_path(dataset, f"moe_{g}_z0", metrics_root))["test_mse"]
+    flat = {g: read_metrics(metrics_path(dataset, RunId.moe(g, 0).name, metrics_root))["test_mse"]
             for g in plain}
     fig = out_dir / "moe_mse_vs_latent_dim.png"
     plot_mse_vs_latent_dim(series, flat, fig, f"{dataset}: MoE test MSE")

@@ -61,9 +61,9 @@ from vaemix.moe import (
     one_hot,
     pack,
     reference_predict,
-    run_name,
     start_moe,
 )
+from vaemix.run_ids import RunId
 from vaemix.seeds import ARTIFACTS, run_over_seeds, seed_path, seeds_of
 from vaemix.training import Anchor, TrainConfig, batched, fit, seed_everything, to_tensor
 
@@ -179,7 +179,7 @@ def _fit_gradient(
                          ridge=start["start_ridge"], seed=seed, batch_size=config.batch_size,
                          lr=config.lr)
         if not info["start_trunk_copied"]:
-            print(f"moe {dataset}/{run_name(gate, latent_dim)}: the gate's hidden sizes differ "
+            print(f"moe {dataset}/{RunId.moe(gate, latent_dim)}: the gate's hidden sizes differ "
                   f"from the autoencoder's ({ae_path}); its trunk starts random")
         model.eval()
         first = _scores(predict(test_rows), data.t_test, y_test)
@@ -191,7 +191,7 @@ def _fit_gradient(
     init_seconds = time.perf_counter() - init_start
 
     result = fit(model, train_rows, config, evaluate=probe, curves_dir=curves_dir,
-                 desc=f"moe {dataset}/{run_name(gate, latent_dim)}", anchor=anchor)
+                 desc=f"moe {dataset}/{RunId.moe(gate, latent_dim).name}", anchor=anchor)
     timing = {"train_seconds": init_seconds + result.train_seconds,
               "init_seconds": init_seconds,
               "samples_per_second": result.samples_per_second, "epochs": result.epochs, **info}
@@ -269,7 +269,7 @@ def run_moe(
         return _run_one(dataset, gate, latent_dim, data, params, seed, labelled, artifacts,
                         curves)
 
-    return run_over_seeds(params, dataset, run_name(gate, latent_dim), fit_seed)
+    return run_over_seeds(params, dataset, RunId.moe(gate, latent_dim).name, fit_seed)
 
 
 def _run_one(

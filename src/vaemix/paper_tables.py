@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -37,6 +36,7 @@ import pandas as pd
 from vaemix.config import SWEEP_VARIANTS, Params, resolve_device
 from vaemix.io import write_text
 from vaemix.moe_report import moe_table_markdown
+from vaemix.run_ids import RunId
 from vaemix.seeds import seeds_of
 from vaemix.summary import RESULT_KEYS, cluster_note, fill_collapse, is_collapsed, result_text
 
@@ -65,14 +65,14 @@ NAGPAL_TABLE2 = {
 }
 # their rows -> our runs, named <run>_z<d> in the latent sweep (stages/sweep.py); at the main
 # latent dim without a sweep run, the main runs (gmvae_dpgmm with the `hard` of params.yaml)
-NAGPAL_RUNS = {
-    "VAE+K-Means": ("vae", "+kmeans"), "VAE+GMM": ("vae", "+gmm"),
-    "VAE+DP-GMM": ("vae", "+dpgmm"), "GMVAE": ("gmvae", ""),
-    "GMVAE+DP-GMM": ("gmvae", "+dpgmm"),
-    "Proposed network (soft Gumbel)": ("gmvae_dpgmm_soft", ""),
-    "Proposed network (hard Gumbel)": ("gmvae_dpgmm_hard", ""),
+NAGPAL_RUNS = {  # (our run's base, its baseline or None)
+    "VAE+K-Means": ("vae", "kmeans"), "VAE+GMM": ("vae", "gmm"),
+    "VAE+DP-GMM": ("vae", "dpgmm"), "GMVAE": ("gmvae", None),
+    "GMVAE+DP-GMM": ("gmvae", "dpgmm"),
+    "Proposed network (soft Gumbel)": ("gmvae_dpgmm_soft", None),
+    "Proposed network (hard Gumbel)": ("gmvae_dpgmm_hard", None),
     # their third experiment (sec. 4.4): no numbers in Table 2, only their Fig. 3
-    "Proposed network (from a trained GMVAE)": ("gmvae_dpgmm_from_gmvae", ""),
+    "Proposed network (from a trained GMVAE)": ("gmvae_dpgmm_from_gmvae", None),
 }
 # Nagpal et al. 2019, Table 1: network, model, components (their configurations)
 NAGPAL_TABLE1 = (
@@ -124,7 +124,7 @@ class Results:
     def why_missing(self, dataset: str, method: str) -> str:
         if dataset not in self.params["datasets"]:
             return f"not run: '{dataset}' is not in datasets"
-        base = re.sub(r"_z\d+$", "", method.split("+")[0])  # the latent sweep's <run>_z<d>
+        base = RunId.parse(method).base  # the latent sweep's <run>_z<d> too
         known = [*self.params["encoders"], *self.params["methods"], *SWEEP_VARIANTS,
                  "gmvae_dpgmm_from_gmvae"]
         if base not in known and not method.startswith("moe_"):
@@ -213,30 +213,30 @@ def collier_table1(res: Results) -> tuple[str, list[str]]:
 def _nagpal_run(res: Results, name: str, dim: int) -> tuple[str | None, str]:
     """(our run for Nagpal et al.'s row ``name`` at latent dim ``dim``, or None; and why
     it is missing)."""
-    base, suffix = NAGPAL_RUNS[name]
+    base, baseline = NAGPAL_RUNS[name]
     sweep = res.params.get("latent_sweep") or {}
     swept = "mnist" in (sweep.get("datasets") or []) and dim in (sweep.get("latent_dims") or [])
     in_sweep = {"vae": base in res.params["encoders"],
                 "gmvae_dpgmm_from_gmvae": "mnist" in (sweep.get("from_gmvae") or [])}.get(
         base, base in (sweep.get("runs") or []))
-    if suffix:
+    if baseline:
         in_sweep = in_sweep and base in (sweep.get("baseline_encoders") or [])
     if swept and in_sweep:
-        return f"{base}_z{dim}{suffix}", ""
+        return RunId(base, dim, baseline).name, ""
     z = int(res.params["model"]["mnist"]["latent_dim"])
     hard = bool(res.params["train"]["gmvae_dpgmm"].get("hard", False))
     main = {"gmvae_dpgmm_soft": "gmvae_dpgmm" if not hard else None,
             "gmvae_dpgmm_hard": "gmvae_dpgmm" if hard else None,
             "gmvae_dpgmm_from_gmvae": None}.get(base, base)
     if dim == z and main is not None:
-        return f"{main}{suffix}", ""
+        return RunId(main, baseline=baseline).name, ""
     if dim == z and not swept:
         return None, (f"not run: Z = {z} is not in the latent sweep, and the main runs have "
                       + ("no start from a GMVAE" if base == "gmvae_dpgmm_from_gmvae" else
                          f"train.gmvae_dpgmm.hard: {str(hard).lower()}"))
     if not swept:
         return None, f"not run: latent dim {dim} is not in the latent sweep (main runs: Z = {z})"
-    return None, f"not run: {base}{suffix} is not in the latent sweep's params"
+    return None, f"not run: {RunId(base, baseline=baseline)} is not in the latent sweep's params"
 
 
 def _left_out(collapsed: list[tuple[str, int]]) -> str:
@@ -330,12 +330,13 @@ def singh_table1(res: Results, metrics_root: Path) -> tuple[str, list[str]]:
     moe = res.params.get("moe") or {}
     dims = list(moe.get("latent_dims") or [])
     for ds in res.params["datasets"]:
-        deep = res.get(ds, "moe_deepmoe_z0", "test_mse")
-        dv = {d: res.get(ds, f"moe_dvmoe_z{d}", "test_mse") for d in dims}
+        deep = res.get(ds, RunId.moe("deepmoe", 0).name, "test_mse")
+        dv = {d: res.get(ds, RunId.moe("dvmoe", d).name, "test_mse") for d in dims}
         if deep is None or not dv or None in dv.values():
             verdicts.append(f"{ds}: DVMoE below DeepMoE at every latent dim: not run")
             continue
-        unjudged = res.unjudged(ds, ["moe_deepmoe_z0", *(f"moe_dvmoe_z{d}" for d in dims)])
+        runs = [RunId.moe("deepmoe", 0), *(RunId.moe("dvmoe", d) for d in dims)]
+        unjudged = res.unjudged(ds, [r.name for r in runs])
         if unjudged:
             verdicts.append(f"{ds}: DVMoE below DeepMoE at every latent dim: {unjudged}")
             continue

@@ -47,6 +47,7 @@ from vaemix.config import Params
 from vaemix.errors import DataError
 from vaemix.io import load_npz, write_bytes
 from vaemix.moe_report import moe_figures
+from vaemix.run_ids import RunId
 from vaemix.summary import cluster_note, expected_runs, fill_collapse, is_collapsed, learns_k
 
 SUMMARY_METRICS = ("acc", "nmi")
@@ -54,7 +55,6 @@ FIGURES = Path("figures")  # every figure (the report stage's DVC-cached output)
 PUBLISHED = Path("reports/figures")  # the linked ones, committed (git)
 PUBLISH_MAX_WIDTH = 1600  # pixels; wider figures are scaled down to this
 PUBLISH_COLORS = 256  # a palette PNG: a plot has few colours, and it is 3-4x smaller
-SWEEP_RUN = re.compile(r"^(?P<base>.+?)_z(?P<dim>\d+)(?P<rest>\+.+)?$")
 
 
 def _load(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray] | None:
@@ -156,7 +156,7 @@ def main_runs(summary: pd.DataFrame, params: Params, dataset: str) -> pd.DataFra
     (vaemix.summary.cluster_note: shown for collapsed runs and runs that learn K)."""
     rows = fill_collapse(summary[summary["dataset"] == dataset], params)
     rows = rows[rows["kind"].isin(["mixture", "baseline"])
-                & ~rows["method"].astype(str).str.match(SWEEP_RUN)]
+                & rows["method"].astype(str).map(lambda m: RunId.parse(m).latent_dim is None)]
     notes = [cluster_note(r) if is_collapsed(r) or learns_k(str(r["method"])) else ""
              for _, r in rows.iterrows()]
     return rows.assign(note=notes)
@@ -168,11 +168,11 @@ def sweep_runs(summary: pd.DataFrame, params: Params, dataset: str) -> pd.DataFr
     baselines on the swept encoders' latents)."""
     rows = fill_collapse(summary[summary["dataset"] == dataset], params)
     rows = rows[rows["kind"].isin(["mixture", "baseline"])]
-    parts = rows["method"].astype(str).str.extract(SWEEP_RUN)
-    rows = rows[parts["base"].notna()]
-    parts = parts[parts["base"].notna()]
-    return rows.assign(run=parts["base"] + parts["rest"].fillna(""),
-                       dim=parts["dim"].astype(int),
+    ids = [RunId.parse(m) for m in rows["method"].astype(str)]
+    swept = [r.latent_dim is not None for r in ids]
+    rows, ids = rows[swept], [r for r in ids if r.latent_dim is not None]
+    return rows.assign(run=[RunId(r.base, baseline=r.baseline).name for r in ids],
+                       dim=[r.latent_dim for r in ids],
                        group=["baselines on latents" if k == "baseline" else "mixture models"
                               for k in rows["kind"]])
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from vaemix.config import Params
 from vaemix.errors import DataError
 from vaemix.io import METRICS_ROOT, metrics_path, write_text
 from vaemix.metrics import min_clusters
+from vaemix.run_ids import RunId, run_name
 
 # The metric keys of the output contract, in table order.
 CONTRACT_KEYS = (
@@ -70,8 +70,9 @@ def moe_methods(params: Params, dataset: str) -> list[str]:
     ``moe.gates`` at every latent dim of ``moe.latent_dims``, then every gate of
     ``moe.plain_gates`` once, with d = 0 (no latent space)."""
     moe = params.get("moe") or {}
-    runs = [f"moe_{g}_z{d}" for g in moe.get("gates") or [] for d in moe.get("latent_dims") or []]
-    return runs + [f"moe_{g}_z0" for g in moe.get("plain_gates") or []]
+    runs = [RunId.moe(g, d) for g in moe.get("gates") or [] for d in moe.get("latent_dims") or []]
+    runs += [RunId.moe(g, 0) for g in moe.get("plain_gates") or []]
+    return [r.name for r in runs]
 
 
 def sweep_methods(params: Params, dataset: str) -> list[str]:
@@ -83,11 +84,11 @@ def sweep_methods(params: Params, dataset: str) -> list[str]:
         return []
     out = []
     for d in sweep.get("latent_dims") or []:
-        out += [f"{e}_z{d}" for e in params["encoders"]]
-        out += [f"{r}_z{d}" for r in sweep.get("runs") or []]
+        out += [run_name(e, d) for e in params["encoders"]]
+        out += [run_name(r, d) for r in sweep.get("runs") or []]
         if dataset in (sweep.get("from_gmvae") or []):
-            out.append(f"gmvae_dpgmm_from_gmvae_z{d}")
-        out += [f"{e}_z{d}+{b}" for e in sweep.get("baseline_encoders") or []
+            out.append(run_name("gmvae_dpgmm_from_gmvae", d))
+        out += [run_name(e, d, b) for e in sweep.get("baseline_encoders") or []
                 for b in params["baselines"]]
     return out
 
@@ -101,7 +102,7 @@ def expected_runs(params: Params) -> list[tuple[str, str]]:
     runs: list[tuple[str, str]] = []
     for ds in params["datasets"]:
         methods = [*params["encoders"], *params["methods"]]
-        methods += [f"{enc}+{bl}" for enc in params["baseline_encoders"]
+        methods += [run_name(enc, baseline=bl) for enc in params["baseline_encoders"]
                     for bl in params["baselines"]]
         methods += moe_methods(params, ds)
         methods += sweep_methods(params, ds)
@@ -112,11 +113,12 @@ def expected_runs(params: Params) -> list[tuple[str, str]]:
 def method_kind(method: str, params: Params) -> str:
     """``encoder``, ``baseline``, ``moe`` or ``mixture`` (sweep runs ``<run>_z<d>`` by
     their run)."""
-    if method.startswith("moe_"):
+    run = RunId.parse(method)
+    if run.is_moe:
         return "moe"
-    if "+" in method:
+    if run.baseline:
         return "baseline"
-    if re.sub(r"_z\d+$", "", method) in params["encoders"]:
+    if run.base in params["encoders"]:
         return "encoder"
     return "mixture"
 
@@ -124,9 +126,10 @@ def method_kind(method: str, params: Params) -> str:
 def learns_k(method: str) -> bool:
     """True for a clustering that learns its number of clusters (a DP-GMM): the
     ``<encoder>+dpgmm`` baselines and the ``gmvae_dpgmm`` family, sweep runs included."""
-    if "+" in method:
-        return method.rsplit("+", 1)[1] == "dpgmm"
-    return method.startswith("gmvae_dpgmm")
+    run = RunId.parse(method)
+    if run.baseline:
+        return run.baseline == "dpgmm"
+    return run.base.startswith("gmvae_dpgmm")
 
 
 def collapse_fraction(params: Params) -> float:
