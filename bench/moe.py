@@ -5,7 +5,7 @@ prepare -> pretrain the autoencoder (pretrain@<dataset>-ae) -> the N2D clusterin
 codes, published as ``artifacts/<dataset>/ae+umap_gmm/pred.npz`` with ``pred_train`` (as
 baselines@<dataset>-ae-umap_gmm does) -> every MoE gate at every latent dim. The
 gradient-trained gates start from those two files (``init: start``, the default; see
-``vaemix.moe.start_moe``); with ``init: none`` on every gate the autoencoder and the
+``vaemix.moe.model.start_moe``); with ``init: none`` on every gate the autoencoder and the
 clustering are skipped. Writes mean ± std of test MSE (mixed and most-probable-expert
 prediction), the MSE ÷ the oracle's (the noise floor), test NLL, gate ACC/NMI, the start's
 ACC and test MSE, and minutes per (dataset, gate, latent dim) to
@@ -44,8 +44,8 @@ from vaemix.config import training_settings, validate
 from vaemix.data import load_prepared, prepare_dataset
 from vaemix.io import save_npz, write_json, write_text
 from vaemix.metrics import clustering_metrics
-from vaemix.moe import GRADIENT_GATES
-from vaemix.moe_run import START_DEFAULTS, run_moe, start_files
+from vaemix.moe.model import GRADIENT_GATES
+from vaemix.moe.run import START_DEFAULTS, run_moe, start_files
 from vaemix.runs import train_and_export
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,7 +75,7 @@ def uses_start(params: dict, dataset: str) -> bool:
 
 def make_start(params: dict, ds: str, seed: int) -> dict:
     """Pretrain the autoencoder and publish the N2D partition of its training codes where
-    the MoE stages read them (vaemix.moe_run.start_files); the start's own row."""
+    the MoE stages read them (vaemix.moe.run.start_files); the start's own row."""
     data = load_prepared(ds)
     start = time.perf_counter()
     train_and_export("ae", ds, data, params, "pretrain")

@@ -39,7 +39,7 @@ from sklearn.neural_network import MLPClassifier
 from vaemix.config import validate
 from vaemix.data import load_prepared, prepare_dataset
 from vaemix.io import write_json, write_text
-from vaemix.moe import fit_affine, one_hot, reference_predict
+from vaemix.moe.model import fit_affine, one_hot, reference_predict
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_RATIO = 1.5  # issue 21: dvmoe within 1.5x of the oracle's MSE

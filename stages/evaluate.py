@@ -6,8 +6,8 @@ from __future__ import annotations
 from vaemix.cli import run_stage
 from vaemix.config import load_params
 from vaemix.io import METRICS_ROOT
-from vaemix.moe_report import write_moe_table
-from vaemix.summary import collect, write_summary
+from vaemix.moe.report import write_moe_table
+from vaemix.report.summary import collect, write_summary
 
 
 def main(argv: list[str]) -> None:

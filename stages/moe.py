@@ -3,7 +3,7 @@ mixture-of-experts gate on the prepared regression targets and export its predic
 metrics (reports/metrics/<dataset>/moe_<gate>_z<d>.json) and curves. Gates without a
 latent space run with latent dim 0. The gradient-trained gates with init: start (the
 default) start from artifacts/<dataset>/ae/model.pt and the partition pred_train of
-artifacts/<dataset>/ae+umap_gmm/pred.npz, each seed's own (vaemix.moe_run).
+artifacts/<dataset>/ae+umap_gmm/pred.npz, each seed's own (vaemix.moe.run).
 
 Usage: python stages/moe.py <dataset> <gate> <latent_dim>
 """
@@ -32,7 +32,7 @@ def main(argv: list[str]) -> None:
         if latent_dim != 0:
             raise ParamError(f"gate {gate!r} has no latent space: run it with latent dim 0")
     from vaemix.data import load_prepared
-    from vaemix.moe_run import run_moe  # torch: imported once the arguments are checked
+    from vaemix.moe.run import run_moe  # torch: imported once the arguments are checked
 
     metrics = run_moe(dataset, gate, latent_dim, load_prepared(dataset), params)
     print(f"moe {dataset}/{gate}/z{latent_dim}: test_mse {metrics['test_mse']:.4f}, "

@@ -1,14 +1,14 @@
 """report: draw every figure into figures/ (a DVC-cached output, replaced at once), write
-the papers' tables into reports/tables/ and reports/README.md (vaemix.paper_tables), then
-publish the figures the README links into reports/figures/ (git; vaemix.report)."""
+the papers' tables into reports/tables/ and reports/README.md (vaemix.report.paper_tables), then
+publish the figures the README links into reports/figures/ (git; vaemix.report.figures)."""
 
 from __future__ import annotations
 
 from vaemix.cli import run_stage
 from vaemix.config import load_params
 from vaemix.io import atomic_dir
-from vaemix.paper_tables import write_report
-from vaemix.report import FIGURES, PUBLISHED, build_figures, linked_figures, publish_figures
+from vaemix.report.figures import FIGURES, PUBLISHED, build_figures, linked_figures, publish_figures
+from vaemix.report.paper_tables import write_report
 
 
 def main(argv: list[str]) -> None:

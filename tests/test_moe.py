@@ -12,10 +12,10 @@ from scipy.stats import multivariate_normal, norm
 
 from vaemix.config import validate
 from vaemix.errors import ParamError
-from vaemix.gmm_moe import fit_gmm_gate, log_gaussians
 from vaemix.metrics import cluster_accuracy
 from vaemix.models.base import ModelSpec
-from vaemix.moe import (
+from vaemix.moe.gmm_gate import fit_gmm_gate, log_gaussians
+from vaemix.moe.model import (
     AffineExperts,
     GatedMoE,
     fit_affine,
@@ -24,7 +24,7 @@ from vaemix.moe import (
     pack,
     reference_predict,
 )
-from vaemix.summary import moe_methods
+from vaemix.report.summary import moe_methods
 from vaemix.training import TrainConfig, batched, fit, seed_everything
 
 

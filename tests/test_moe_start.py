@@ -1,6 +1,6 @@
 """The mixture of experts made measurable (issue 21): noisy targets give the oracle a noise
 floor, and the gates start from the front end (the pretrained autoencoder and the N2D
-partition of its codes; vaemix.moe.start_moe) instead of random networks."""
+partition of its codes; vaemix.moe.model.start_moe) instead of random networks."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from vaemix.io import save_npz
 from vaemix.models.ae import AutoEncoder
 from vaemix.models.base import ModelSpec
 from vaemix.models.dmvae import DMVAE
-from vaemix.moe import GatedMoE, fit_affine, one_hot, reference_predict
-from vaemix.moe_run import run_moe, start_files
+from vaemix.moe.model import GatedMoE, fit_affine, one_hot, reference_predict
+from vaemix.moe.run import run_moe, start_files
 from vaemix.training import TrainConfig, fit, seed_everything
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -175,7 +175,7 @@ def test_a_started_dvmoe_beats_a_random_one_on_two_interleaved_spirals(
 def test_the_start_warms_up_the_gate_alone_and_sets_the_experts(one_thread):
     """start_moe: experts = the per-cluster ridge fits of the partition (W, b, Gamma), the
     trunks = the AE's where the shapes match; a different hidden size is left random."""
-    from vaemix.moe import start_moe
+    from vaemix.moe.model import start_moe
 
     data = spiral_data()
     spec = ModelSpec(input_shape=(2,), latent_dim=1, n_clusters=2, hidden=(32, 32),
@@ -213,7 +213,7 @@ def test_the_start_warms_up_the_gate_alone_and_sets_the_experts(one_thread):
 
 def test_moe_table_shows_the_oracle_ratio_the_paper_and_a_computed_verdict(tmp_path):
     from vaemix.io import write_metrics
-    from vaemix.moe_report import does_it_hold, moe_table_markdown
+    from vaemix.moe.report import does_it_hold, moe_table_markdown
 
     params = spiral_params()
     params["datasets"] = ["spiral", "mnist"]

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from tests.test_pipeline_e2e import tiny_params
-from vaemix.paper_tables import (
+from vaemix.report.paper_tables import (
     COLLIER_TABLE1,
     NAGPAL_DIMS,
     NAGPAL_RUNS,
@@ -26,7 +26,7 @@ from vaemix.paper_tables import (
 NUMBER = re.compile(r"^-?\d+(\.\d+)?( ± \d+(\.\d+)?)?$")
 _NUM = r"-?\d+(\.\d+)?( ± \d+(\.\d+)?)?"
 _USED = r"collapsed( in \d+ of \d+ seeds)?: \d+(\.\d)?( of \d+)? clusters?"
-# a collapsed run's cell: how many clusters it used, its number struck out (vaemix.summary)
+# a collapsed run's cell: how many clusters it used, its number struck out (vaemix.report.summary)
 COLLAPSED = re.compile(rf"^(\*\*)?{_USED}(\*\*)?( \(~~{_NUM}( of \d+)?~~\))?$")
 # a cell of ours that holds a run's number, collapsed or not
 RESULT = re.compile(rf"^({_NUM}|{_USED} \(~~{_NUM}~~\))$")

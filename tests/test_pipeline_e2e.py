@@ -263,7 +263,7 @@ def test_report_builds_every_paper_table(project):
     """The report stage writes the published tables and reports/README.md; every cell of
     ours is a number, n/a or "not run: <why>" (see tests/test_paper_tables.py)."""
     from tests.test_paper_tables import RESULT, check_cells, table_rows
-    from vaemix.paper_tables import COLLIER_TABLE1, NAGPAL_RUNS, TABLES
+    from vaemix.report.paper_tables import COLLIER_TABLE1, NAGPAL_RUNS, TABLES
 
     for name in TABLES:
         text = (project / f"reports/tables/{name}.md").read_text()

@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from vaemix import plots
 from vaemix.errors import DataError
 from vaemix.io import save_figure, save_npz
-from vaemix.report import (
+from vaemix.report.figures import (
     build_figures,
     linked_figures,
     main_runs,
+    plots,
     publish_figures,
     sweep_runs,
 )

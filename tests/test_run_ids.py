@@ -4,8 +4,8 @@ import pytest
 import yaml
 
 from tests.test_params_yaml import ROOT
+from vaemix.report.summary import expected_runs, learns_k, method_kind
 from vaemix.run_ids import RunId, run_name
-from vaemix.summary import expected_runs, learns_k, method_kind
 
 
 @pytest.mark.parametrize(("name", "parts"), [

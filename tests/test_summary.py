@@ -9,7 +9,7 @@ import pytest
 
 from vaemix.errors import DataError
 from vaemix.io import write_metrics
-from vaemix.summary import (
+from vaemix.report.summary import (
     COLUMNS,
     CONTRACT_KEYS,
     cluster_note,

@@ -27,7 +27,7 @@ METHODS: tuple[str, ...] = (
     "vade", "dmvae", "movae", "gmvae", "concrete_gmvae", "gmvae_dpgmm"
 )
 BASELINES = ("kmeans", "gmm", "dpgmm", "umap_gmm")
-# Mixture-of-experts gates (vaemix.moe). Those with a latent space are swept over
+# Mixture-of-experts gates (vaemix.moe.model). Those with a latent space are swept over
 # moe.latent_dims (stage moe@<dataset>-<gate>-<d>); the others run once (moe_plain@).
 LATENT_GATES = ("dvmoe", "vade_moe")
 PLAIN_GATES = ("deepmoe", "gmm_moe", "linear", "oracle")
@@ -351,7 +351,7 @@ def validate_umap_gmm(params: Mapping[str, Any], key: str) -> None:
 
 
 def _validate_moe(params: Params) -> None:
-    """The ``moe`` section (Singh et al. 2018, sec. 8.2; see vaemix.moe)."""
+    """The ``moe`` section (Singh et al. 2018, sec. 8.2; see vaemix.moe.model)."""
     gates = get(params, "moe.gates")
     for g in gates if isinstance(gates, list) else []:
         if g in PLAIN_GATES:

@@ -17,7 +17,7 @@ latent) on the prepared regression targets and writes
 - ``reports/curves/<dataset>/moe_<gate>_z<d>/``: per epoch (per EM iteration for
   ``gmm_moe``; one step for the closed-form references) training and test terms.
 
-The gradient-trained gates with ``init: start`` (the default; :func:`vaemix.moe.start_moe`)
+The gradient-trained gates with ``init: start`` (the default; :func:`vaemix.moe.model.start_moe`)
 read, for each training seed, that seed's pretrained autoencoder
 ``artifacts/<dataset>/ae/model.pt`` and the N2D partition of its training codes,
 ``pred_train`` of ``artifacts/<dataset>/ae+umap_gmm/pred.npz`` (the first seed's at the top
@@ -48,12 +48,12 @@ from vaemix.config import (
 )
 from vaemix.data import Prepared
 from vaemix.errors import DataError
-from vaemix.gmm_moe import fit_gmm_gate
 from vaemix.io import atomic_dir, save_npz
 from vaemix.metrics import clustering_metrics
 from vaemix.models.base import ModelSpec
 from vaemix.models.init import load_ae_state, read_start_labels
-from vaemix.moe import (
+from vaemix.moe.gmm_gate import fit_gmm_gate
+from vaemix.moe.model import (
     GRADIENT_GATES,
     INITS,
     GatedMoE,
@@ -165,7 +165,7 @@ def _fit_gradient(
         s = _scores(predict(test_rows), data.t_test, y_test)
         return {key: s[key] for key in ("mse", "mse_mode", "nll", "acc", "nmi") if key in s}
 
-    # the start from the front end (vaemix.moe.start_moe) counts in train_seconds, as a
+    # the start from the front end (vaemix.moe.model.start_moe) counts in train_seconds, as a
     # mixture model's start does (vaemix.runs); its own test scores are kept as start_*
     init_start = time.perf_counter()
     info: dict[str, Any] = {}

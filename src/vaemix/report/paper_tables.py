@@ -16,7 +16,7 @@ Every cell of ours is a number or "not run: <why>". Nothing in these files is wr
 hand. Our numbers are the mean ± std over the ``seeds`` of params.yaml (vaemix.seeds);
 the std is left out when a run has one seed.
 
-A collapsed run (too few of its K clusters used; vaemix.summary) is never shown as a
+A collapsed run (too few of its K clusters used; vaemix.report.summary) is never shown as a
 result: its cells read "collapsed: 1 of 10 clusters (~~0.115~~)" (the headline: a
 ``clusters`` column and the scores struck out), and a "does it hold?" line that needs it
 says it cannot be judged instead of answering yes or no.
@@ -35,10 +35,16 @@ import pandas as pd
 
 from vaemix.config import SWEEP_VARIANTS, Params, resolve_device
 from vaemix.io import write_text
-from vaemix.moe_report import moe_table_markdown
+from vaemix.moe.report import moe_table_markdown
+from vaemix.report.summary import (
+    RESULT_KEYS,
+    cluster_note,
+    fill_collapse,
+    is_collapsed,
+    result_text,
+)
 from vaemix.run_ids import RunId
 from vaemix.seeds import seeds_of
-from vaemix.summary import RESULT_KEYS, cluster_note, fill_collapse, is_collapsed, result_text
 
 # Collier & Urdiales 2019, Table 1: test E_q[ln p(x|y,z)] and training hours, mean ± std of
 # 11 runs on one V100 (binarised MNIST; CIFAR-100 on the 20 coarse classes).
@@ -106,7 +112,7 @@ class Results:
         return row is not None and is_collapsed(row)
 
     def clusters(self, dataset: str, method: str) -> str:
-        """How many clusters the run uses (vaemix.summary.cluster_note), "" if none."""
+        """How many clusters the run uses (vaemix.report.summary.cluster_note), "" if none."""
         row = self._row(dataset, method)
         return "" if row is None else cluster_note(row)
 
@@ -347,7 +353,7 @@ def singh_table1(res: Results, metrics_root: Path) -> tuple[str, list[str]]:
     # the evaluate stage's table (reports/moe_table.md), under this file's own title
     lines = moe_table_markdown(res.params, metrics_root).splitlines()[1:]
     moe = "\n".join("#" + ln if ln.startswith("## ") else ln for ln in lines).strip()
-    # that table (vaemix.moe_report) does not mark collapsed gates: say which they are
+    # that table (vaemix.moe.report) does not mark collapsed gates: say which they are
     down = [f"{ds}/{m} ({res.clusters(ds, m).removeprefix('collapsed').lstrip(': ')})"
             for ds, m in zip(res.df["dataset"], res.df["method"], strict=True)
             if str(m).startswith("moe_") and res.collapsed(ds, m)]
@@ -444,7 +450,7 @@ def _figures(res: Results, figures: Path) -> list[str]:
     """The README's figures: per dataset the summaries, each mixture model's samples,
     latents and curves (a collapsed run's under a line that says so) and the MoE fits,
     linked as ``figures/<dataset>/<name>.png`` where ``figures`` holds them (the report
-    stage publishes the linked ones into reports/figures/, vaemix.report)."""
+    stage publishes the linked ones into reports/figures/, vaemix.report.figures)."""
     lines = []
     for ds in res.params["datasets"]:
         names = ["summary_main", "summary_sweep"]

@@ -22,7 +22,7 @@ Gates (``GATES``):
   count), and it gets the same start (below), so the two gates differ only by the VAE
   term.
 - ``gmm_moe``: the Gaussian-mixture gate of Xu, Jordan & Hinton (1995), fitted by EM; see
-  ``vaemix.gmm_moe``.
+  ``vaemix.moe.gmm_gate``.
 - References: ``linear`` (one affine map) and ``oracle`` (the gate is the one-hot true
   class; one map per class), fitted in closed form by (ridge) least squares: the
   maximum-likelihood fits of the same Gaussian affine experts with no gate and with a

@@ -15,7 +15,7 @@ directories) and draws, into ``out_dir`` (the stage's DVC-cached ``figures/``)::
     <dataset>/summary_main.png        ACC and NMI of the main runs (the mixture models and
                                       <encoder>+<baseline>), sorted, collapsed runs marked
     <dataset>/summary_sweep.png       ACC and NMI against the latent dim (the *_z<d> runs)
-    <dataset>/moe_*.png               the mixture-of-experts figures (vaemix.moe_report)
+    <dataset>/moe_*.png               the mixture-of-experts figures (vaemix.moe.report)
 
 A missing optional artifact is skipped; a present but inconsistent one, or a missing
 reports/summary.csv (the evaluate stage's output), raises DataError. One task per run (and
@@ -42,13 +42,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from vaemix import plots
 from vaemix.config import Params
 from vaemix.errors import DataError
 from vaemix.io import load_npz, write_bytes
-from vaemix.moe_report import moe_figures
+from vaemix.moe.report import moe_figures
+from vaemix.report import plots
+from vaemix.report.summary import cluster_note, expected_runs, fill_collapse, is_collapsed, learns_k
 from vaemix.run_ids import RunId
-from vaemix.summary import cluster_note, expected_runs, fill_collapse, is_collapsed, learns_k
 
 SUMMARY_METRICS = ("acc", "nmi")
 FIGURES = Path("figures")  # every figure (the report stage's DVC-cached output)
@@ -153,7 +153,7 @@ def method_figures(
 def main_runs(summary: pd.DataFrame, params: Params, dataset: str) -> pd.DataFrame:
     """The clusterings of ``dataset`` outside the latent sweep: the mixture models and the
     ``<encoder>+<baseline>`` runs, with ``collapsed`` and a ``note`` for the figure
-    (vaemix.summary.cluster_note: shown for collapsed runs and runs that learn K)."""
+    (vaemix.report.summary.cluster_note: shown for collapsed runs and runs that learn K)."""
     rows = fill_collapse(summary[summary["dataset"] == dataset], params)
     rows = rows[rows["kind"].isin(["mixture", "baseline"])
                 & rows["method"].astype(str).map(lambda m: RunId.parse(m).latent_dim is None)]

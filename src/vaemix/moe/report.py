@@ -21,12 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from vaemix import plots
 from vaemix.config import Params
 from vaemix.errors import DataError
 from vaemix.io import load_npz, metrics_path, write_text
+from vaemix.report import plots
+from vaemix.report.summary import read_metrics
 from vaemix.run_ids import RunId
-from vaemix.summary import read_metrics
 
 # Singh et al. 2018, Table 1 ("regression loss" on the test split) and the one VaDE-gate
 # number of the text below it (MNIST, latent dim 5).
