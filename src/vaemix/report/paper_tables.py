@@ -193,27 +193,31 @@ def collier_table1(res: Results) -> tuple[str, list[str]]:
         rows.append(row)
         g, c = (res.get(ds, m, "test_recon_ll") for m in ("gmvae", "concrete_gmvae"))
         unjudged = res.unjudged(ds, ["gmvae", "concrete_gmvae"])
-        if g is None or c is None:
-            verdicts.append(f"{ds}: Concrete within 1 nat of GMVAE: not run")
-        elif unjudged:
-            verdicts.append(f"{ds}: Concrete within 1 nat of GMVAE: {unjudged}")
-        else:
-            verdicts.append(f"{ds}: Concrete within 1 nat of GMVAE: "
-                            f"{'yes' if abs(g - c) <= 1 else 'no'}, {abs(g - c):.2f} nats "
-                            f"(paper: {abs(pub['gmvae'][0][0] - pub['concrete_gmvae'][0][0]):.2f})")
+        gap_paper = abs(pub["gmvae"][0][0] - pub["concrete_gmvae"][0][0])
+        ran = g is not None and c is not None
+        verdicts.append(_verdict(
+            f"{ds}: Concrete within 1 nat of GMVAE", ran, unjudged,
+            ran and f"{'yes' if abs(g - c) <= 1 else 'no'}, {abs(g - c):.2f} nats "
+                    f"(paper: {gap_paper:.2f})"))
         tg, tc = (res.get(ds, m, "train_seconds") for m in ("gmvae", "concrete_gmvae"))
         paper = pub["gmvae"][1][0] / pub["concrete_gmvae"][1][0]
-        if tg is None or tc is None or tc <= 0:
-            verdicts.append(f"{ds}: Concrete trains faster than GMVAE: not run")
-        elif unjudged:
-            verdicts.append(f"{ds}: Concrete trains faster than GMVAE: {unjudged}")
-        else:
-            verdicts.append(f"{ds}: Concrete trains faster than GMVAE: "
-                            f"{'yes' if tg > tc else 'no'}, {tg / tc:.1f}× (paper: {paper:.1f}×)")
+        ran = tg is not None and tc is not None and tc > 0
+        verdicts.append(_verdict(
+            f"{ds}: Concrete trains faster than GMVAE", ran, unjudged,
+            ran and f"{'yes' if tg > tc else 'no'}, {tg / tc:.1f}× (paper: {paper:.1f}×)"))
     header = ["dataset", "K", "GMVAE ln p (ours)", "GMVAE ln p (paper)", "GMVAE hours (ours)",
               "GMVAE hours (paper)", "Concrete ln p (ours)", "Concrete ln p (paper)",
               "Concrete hours (ours)", "Concrete hours (paper)"]
     return _table(header, rows), verdicts
+
+
+def _verdict(claim: str, ran: bool, unjudged: str | None, answer: str | bool) -> str:
+    """A "does it hold?" line: ``claim: not run`` when its runs are missing, ``claim: <why
+    it cannot be judged>`` when one collapsed, else ``claim: <answer>`` (the answer is
+    computed only when the runs exist: ``ran and f"..."``)."""
+    if not ran:
+        return f"{claim}: not run"
+    return f"{claim}: {unjudged}" if unjudged else f"{claim}: {answer}"
 
 
 def _nagpal_run(res: Results, name: str, dim: int) -> tuple[str | None, str]:
@@ -406,14 +410,11 @@ def singh_vade_vs_dmvae(res: Results, curves_root: Path) -> tuple[str, list[str]
         v, d = per_epoch["vade"], per_epoch["dmvae"]
         paper = SINGH_SECONDS_PER_EPOCH["vade"] / SINGH_SECONDS_PER_EPOCH["dmvae"]
         unjudged = res.unjudged(ds, ["vade", "dmvae"])
-        if v is None or d is None or d <= 0:
-            verdicts.append(f"{ds}: DMVAE takes less time per epoch than VaDE: not run")
-        elif unjudged:
-            verdicts.append(f"{ds}: DMVAE takes less time per epoch than VaDE: {unjudged}")
-        else:
-            verdicts.append(f"{ds}: DMVAE takes less time per epoch than VaDE: "
-                            f"{'yes' if d < v else 'no'}, VaDE/DMVAE = {v / d:.2f}× "
-                            f"(paper: {paper:.1f}×)")
+        ran = v is not None and d is not None and d > 0
+        verdicts.append(_verdict(
+            f"{ds}: DMVAE takes less time per epoch than VaDE", ran, unjudged,
+            ran and f"{'yes' if d < v else 'no'}, VaDE/DMVAE = {v / d:.2f}× "
+                    f"(paper: {paper:.1f}×)"))
         if conv["vade"] and conv["dmvae"] and unjudged:
             verdicts.append(f"{ds}: DMVAE's clustering stops improving in fewer epochs than "
                             f"VaDE's: {unjudged}")
