@@ -77,6 +77,21 @@ def settings_with_defaults(settings: Mapping[str, Any] | None) -> dict[str, Any]
     return {**DEFAULTS, **dict(settings or {})}
 
 
+def umap_graph(z: np.ndarray, n_neighbors: int, seed: int) -> Any:
+    """UMAP's fuzzy k-nearest-neighbour graph of ``z`` [N, d] (McInnes et al. 2018, sec.
+    3.1: the symmetrised fuzzy union of the local neighbourhoods), the graph that UMAP's
+    layout preserves, as a symmetric sparse [N, N] matrix of membership strengths."""
+    _umap_class()  # sets the numba cache and imports umap quietly
+    from umap.umap_ import fuzzy_simplicial_set
+
+    z = np.asarray(z, dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        graph, _, _ = fuzzy_simplicial_set(
+            z, min(int(n_neighbors), len(z) - 1), np.random.RandomState(seed), "euclidean")
+    return graph.tocsr()
+
+
 def fit_umap_gmm(
     z: np.ndarray, n_clusters: int, seed: int, settings: Mapping[str, Any] | None = None
 ) -> tuple[UmapGmm, np.ndarray, dict[str, Any]]:

@@ -3,6 +3,7 @@ clustering that follows curved clusters where EM on Gaussians cuts across them."
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from sklearn.datasets import make_moons
 
 from vaemix.models import init
@@ -12,7 +13,9 @@ from vaemix.models.init import (
     fit_mixture,
     mixture_from_labels,
     most_agreeing,
+    normalized_cut,
     spectral_mixture,
+    umap_or_spectral_mixture,
 )
 
 
@@ -96,6 +99,63 @@ def test_consensus_follows_two_moons():
     mix = fit_mixture(z, 2, seed=0, how="spectral_consensus")
     for k in range(2):
         assert np.linalg.norm(mix.means - z[y == k].mean(0), axis=1).min() < 0.01
+
+
+def test_normalized_cut_of_two_bridged_triangles_by_hand():
+    """Two unit-weight triangles joined by one edge of weight w: each side has volume
+    (sum of its degrees) 3 * 2 + w and cut w, so ncut = 2 w / (6 + w); a partition that
+    puts one corner of each triangle on the other side cuts more."""
+    w = 0.5
+    edges = [(0, 1, 1), (1, 2, 1), (0, 2, 1), (3, 4, 1), (4, 5, 1), (3, 5, 1), (2, 3, w)]
+    graph = sp.lil_matrix((6, 6))
+    for i, j, v in edges:
+        graph[i, j] = graph[j, i] = v
+    graph = graph.tocsr()
+    sides = np.array([0, 0, 0, 1, 1, 1])
+    assert normalized_cut(graph, sides) == pytest.approx(2 * w / (6 + w))
+    assert normalized_cut(graph, 1 - sides) == pytest.approx(2 * w / (6 + w))
+    # {0, 1, 5} / {2, 3, 4}: edges 0-2, 1-2, 3-5, 4-5 cross (4), volumes 2+2+2 and 2.5+2.5+2
+    mixed = np.array([0, 0, 1, 1, 1, 0])
+    assert normalized_cut(graph, mixed) == pytest.approx(4 / 6 + 4 / 7)
+    apart = sp.block_diag([graph[:3, :3], graph[3:, 3:]]).tocsr()
+    assert normalized_cut(apart, sides) == 0.0
+
+
+@pytest.mark.parametrize("winner", ["spectral", "umap"])
+def test_umap_or_spectral_keeps_the_partition_with_the_smaller_cut(monkeypatch, winner):
+    """On two moons one candidate is the moons and the other cuts across both; whichever
+    of umap and spectral is handed the moons is kept, with the moons' moments."""
+    z, y = make_moons(400, noise=0.05, random_state=0)
+    across = (z[:, 0] > z[:, 0].mean()).astype(np.int64)
+    umap_labels, spectral = (across, y) if winner == "spectral" else (y, across)
+
+    def fake_umap_mixture(z, n_clusters, seed, start):
+        mix = mixture_from_labels(z, umap_labels, n_clusters)
+        mix.labels = umap_labels
+        return mix
+
+    monkeypatch.setattr(init, "umap_mixture", fake_umap_mixture)
+    monkeypatch.setattr(init, "spectral_labels", lambda z, k, seed, nn, cap: (z, spectral))
+    mix = fit_mixture(z, 2, seed=0, how="umap_or_spectral")
+    np.testing.assert_array_equal(mix.labels, y)
+    np.testing.assert_allclose(mix.means, mixture_from_labels(z, y, 2).means)
+
+
+def test_umap_or_spectral_extends_a_subset_to_every_point(monkeypatch):
+    """Above the cap the spectral partition of a subset is carried to every point by its
+    nearest clustered neighbour: on two moons that is every point's own moon."""
+    z, y = make_moons(900, noise=0.05, random_state=1)
+    across = (z[:, 0] > z[:, 0].mean()).astype(np.int64)
+
+    def fake_umap_mixture(z, n_clusters, seed, start):
+        mix = mixture_from_labels(z, across, n_clusters)
+        mix.labels = across
+        return mix
+
+    monkeypatch.setattr(init, "umap_mixture", fake_umap_mixture)
+    mix = umap_or_spectral_mixture(z, 2, seed=0, max_points=300)
+    assert len(mix.labels) == len(z)
+    assert max((mix.labels == y).mean(), (mix.labels != y).mean()) > 0.99
 
 
 def test_unknown_method_is_named():

@@ -3,6 +3,7 @@ begins from the UMAP + GMM clustering of the autoencoder's codes and keeps it.""
 
 import numpy as np
 import pytest
+import torch
 
 from tests.models.conftest import BLOB_SPEC
 from vaemix.errors import DataError
@@ -123,3 +124,29 @@ def test_gmvae_dpgmm_starts_its_first_dp_fit_from_the_partition(blob_data, tmp_p
         anchor=Anchor(model.start_labels, weight=10.0))  # five DP-GMM refits
     pred = batched(model.predict_clusters, x).numpy()
     assert np.mean(pred == planted) >= 0.95 and model.n_effective() == 5
+
+
+
+@pytest.mark.parametrize("method", ["vade", "dmvae"])
+def test_umap_or_spectral_start_is_warmed_up_as_umap_is(method, blob_data):
+    """init_clusters: umap_or_spectral hands its chosen partition to the warm-up, as umap
+    does: the started model's clusters are the blobs."""
+    x, _, x_test, y_test, _, path = blob_data
+    seed_everything(0)
+    options = {"init": "ae", "init_clusters": "umap_or_spectral", "self_train_epochs": 3}
+    model = build_model(method, ModelSpec(**BLOB_SPEC, options=options))
+    model.initialise(x, seed=0, ae_checkpoint=path, start={"umap": UMAP})
+    start = batched(model.predict_clusters, x_test).numpy()
+    assert cluster_accuracy(y_test, start) >= 0.95 and len(np.unique(start)) == 5
+
+
+def test_dpgmm_starts_its_first_fit_from_the_umap_or_spectral_partition(blob_data):
+    """GMVAE + DP-GMM: the chosen partition is the first DP fit's start and is returned
+    as the warm-up's labels."""
+    x, y, _, _, ae, _ = blob_data
+    with torch.no_grad():
+        z = ae.encode(x).numpy()
+    options = {"init": "ae", **HEADS, "init_clusters": "umap_or_spectral"}
+    model = build_model("gmvae_dpgmm", ModelSpec(**BLOB_SPEC, options=options))
+    mix = model.prior_from_codes(z, seed=0, start={"umap": UMAP})
+    assert cluster_accuracy(np.asarray(y), mix.labels) >= 0.95

@@ -55,7 +55,7 @@ from vaemix.errors import DataError, ParamError
 from vaemix.models.base import ModelSpec
 from vaemix.models.concrete_gmvae import ConcreteGMVAE, check_concrete_options
 from vaemix.models.gmvae import GMVAE, check_gmvae_options, nested
-from vaemix.models.init import MIN_VARIANCE, MixtureInit, umap_mixture
+from vaemix.models.init import MIN_VARIANCE, PARTITION_STARTS, MixtureInit, fit_mixture
 from vaemix.training import batched
 
 DP_DEFAULTS: dict[str, Any] = {
@@ -209,15 +209,17 @@ class GMVAEDPGMM(ConcreteGMVAE):
         """init ae: the first DP-GMM fit is on the autoencoder's codes (Algorithm 1).
 
         With ``init_clusters: umap`` that fit's variational posterior starts from the N2D
-        partition of the codes (McConville et al. 2020; :func:`umap_mixture`), one-hot
+        partition of the codes (McConville et al. 2020; :func:`umap_mixture`; or the
+        partition ``umap_or_spectral`` chooses, :func:`umap_or_spectral_mixture`), one-hot
         responsibilities on the first K of the T components, instead of scikit-learn's
         k-means start; the partition is returned as ``labels``, so the model is warmed up
         on it and held to it as the other mixture models are. The other starts do not
-        apply: without ``umap`` the DP-GMM starts as scikit-learn's does."""
+        apply: without these the DP-GMM starts as scikit-learn's does."""
         self._seed = seed
         labels = None
-        if self.opts["init_clusters"] == "umap":
-            labels = umap_mixture(z, self.spec.n_clusters, seed, start).labels
+        if self.opts["init_clusters"] in PARTITION_STARTS:
+            labels = fit_mixture(z, self.spec.n_clusters, seed, self.opts["init_clusters"],
+                                 start).labels
             self._dpgmm = self._new_dpgmm()
             resp = np.zeros((len(z), self.n_components))
             resp[np.arange(len(z)), labels] = 1.0

@@ -11,7 +11,12 @@ cuts the elongated, curved clusters an autoencoder's latent space holds; the gra
 them. ``spectral_consensus`` removes the one free choice of ``spectral``, the graph's
 neighbourhood size: it clusters the graphs of several sizes and keeps the partition that
 agrees best with the others (Strehl & Ghosh 2002, the average-NMI criterion of cluster
-ensembles). None of them looks at a label.
+ensembles). ``umap`` is the N2D partition (UMAP, then a GMM on the embedding; McConville
+et al. 2020). ``umap_or_spectral`` computes both the N2D and the spectral partition and keeps
+the one whose clusters cut less of UMAP's neighbourhood graph of the latents, by the
+normalised cut of Shi & Malik (2000): a GMM on a UMAP embedding cuts thin curved clusters
+(spiral arms) that the graph keeps whole, while on blob-like data it separates what the
+graph's spectral embedding merges. None of them looks at a label.
 """
 
 from __future__ import annotations
@@ -28,16 +33,20 @@ import torch.nn.functional as F
 from sklearn.cluster import SpectralClustering
 from sklearn.metrics import normalized_mutual_info_score
 from sklearn.mixture import GaussianMixture
+from sklearn.neighbors import KNeighborsClassifier
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from vaemix.errors import DataError
 from vaemix.training import batched, progress_interval
+from vaemix.umap_gmm import fit_umap_gmm, settings_with_defaults, umap_graph
 
 # Floor on the GMM's variances (in latent units squared), so log-variances stay finite.
 MIN_VARIANCE = 1e-4
 # the choices of the methods' option init_clusters
-INIT_CLUSTERS = ("gmm", "spectral", "spectral_consensus", "umap")
+INIT_CLUSTERS = ("gmm", "spectral", "spectral_consensus", "umap", "umap_or_spectral")
+# the starts that partition every training point (the pseudo-labels of self_train)
+PARTITION_STARTS = ("umap", "umap_or_spectral")
 SPECTRAL_NEIGHBOURS = 10     # k of the k-nearest-neighbour graph
 CONSENSUS_NEIGHBOURS = (5, 10, 15, 20, 30)  # the graphs spectral_consensus clusters
 SPECTRAL_MAX_POINTS = 10000  # larger training sets: the graph of a seeded random subset
@@ -229,9 +238,72 @@ def umap_mixture(z: np.ndarray, n_clusters: int, seed: int,
     if path is not None and Path(path).is_file():
         labels = read_start_labels(path, len(z), n_clusters, "rerun its baselines@ stage")
     else:
-        from vaemix.umap_gmm import fit_umap_gmm
-
         _, labels, _ = fit_umap_gmm(z, n_clusters, seed, start.get("umap"))
+    mix = mixture_from_labels(z, labels, n_clusters)
+    mix.labels = labels
+    return mix
+
+
+def normalized_cut(graph: Any, labels: np.ndarray) -> float:
+    """The K-way normalised cut of a partition of a symmetric weighted graph [N, N] (Shi &
+    Malik 2000, eq. 2, summed over the K parts as in their sec. 3.3): the sum over clusters
+    A of cut(A, V - A) / assoc(A, V), each cluster's weight of edges leaving it over its
+    total degree. 0 when no edge joins two clusters; smaller is a better cut."""
+    graph = graph.tocsr()
+    degree = np.asarray(graph.sum(axis=1)).ravel()
+    total = 0.0
+    for cluster in np.unique(labels):
+        inside = labels == cluster
+        volume = degree[inside].sum()
+        if volume > 0:
+            total += (volume - graph[inside][:, inside].sum()) / volume
+    return float(total)
+
+
+@dataclass
+class CutChoice:
+    """The two candidate partitions [N] of :func:`choose_by_cut`, their normalised cuts of
+    UMAP's graph, and the name (``umap`` or ``spectral``) of the one with the smaller cut."""
+
+    partitions: dict[str, np.ndarray]
+    cuts: dict[str, float]
+    chosen: str
+
+
+def choose_by_cut(z: np.ndarray, n_clusters: int, seed: int,
+                  start: Mapping[str, Any] | None = None,
+                  max_points: int = SPECTRAL_MAX_POINTS) -> CutChoice:
+    """The N2D partition (:func:`umap_mixture`) and the spectral one (:func:`spectral_labels`,
+    k = SPECTRAL_NEIGHBOURS), each scored by its :func:`normalized_cut` of UMAP's
+    neighbourhood graph of z (:func:`vaemix.umap_gmm.umap_graph`, the baseline's
+    ``n_neighbors``); a tie keeps umap. Above ``max_points`` points both are scored on a
+    seeded subset, and the spectral partition is extended to every point by its nearest
+    clustered neighbour."""
+    n2d = umap_mixture(z, n_clusters, seed, start).labels
+    rng = np.random.default_rng(seed)
+    idx = (np.sort(rng.choice(len(z), size=max_points, replace=False))
+           if len(z) > max_points else np.arange(len(z)))
+    _, spectral = spectral_labels(z[idx], n_clusters, seed, SPECTRAL_NEIGHBOURS, len(idx))
+    spectral = np.asarray(spectral, dtype=np.int64)
+    n_neighbors = settings_with_defaults((start or {}).get("umap"))["n_neighbors"]
+    graph = umap_graph(z[idx], n_neighbors, seed)
+    cuts = {"umap": normalized_cut(graph, n2d[idx]), "spectral": normalized_cut(graph, spectral)}
+    if len(idx) < len(z):
+        spectral = KNeighborsClassifier(n_neighbors=1).fit(z[idx], spectral).predict(z)
+    chosen = "spectral" if cuts["spectral"] < cuts["umap"] else "umap"
+    return CutChoice({"umap": n2d, "spectral": spectral}, cuts, chosen)
+
+
+def umap_or_spectral_mixture(z: np.ndarray, n_clusters: int, seed: int,
+                             start: Mapping[str, Any] | None = None,
+                             max_points: int = SPECTRAL_MAX_POINTS) -> MixtureInit:
+    """The moments of the partition :func:`choose_by_cut` keeps, with that partition as
+    ``labels``; the choice and both cuts are printed to stderr."""
+    choice = choose_by_cut(z, n_clusters, seed, start, max_points)
+    print(f"init_clusters umap_or_spectral: {choice.chosen} (normalised cut of UMAP's graph: "
+          f"umap {choice.cuts['umap']:.4f}, spectral {choice.cuts['spectral']:.4f})",
+          file=sys.stderr, flush=True)
+    labels = choice.partitions[choice.chosen]
     mix = mixture_from_labels(z, labels, n_clusters)
     mix.labels = labels
     return mix
@@ -243,6 +315,8 @@ def fit_mixture(z: np.ndarray, n_clusters: int, seed: int, how: str = "gmm",
     ``start`` is where ``umap`` starts from (see :func:`umap_mixture`)."""
     if how == "umap":
         return umap_mixture(z, n_clusters, seed, start)
+    if how == "umap_or_spectral":
+        return umap_or_spectral_mixture(z, n_clusters, seed, start)
     if how == "gmm":
         return fit_diag_gmm(z, n_clusters, seed)
     if how == "spectral":

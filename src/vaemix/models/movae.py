@@ -78,7 +78,7 @@ DEFAULTS: dict[str, Any] = {
     "expert_hidden": [256, 256],
     "manager_hidden": [500, 500],
     "init": "none",
-    "init_clusters": "umap",
+    "init_clusters": "umap_or_spectral",
     "self_train_epochs": 10,
     "self_train_weight": 10.0,
 }

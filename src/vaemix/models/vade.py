@@ -18,7 +18,8 @@ Options (the ``train.vade`` params section, see :data:`DEFAULTS`):
                        latents (Jiang et al. 2017, sec. 3.3) | none: random networks, mu_c ~ N(0, I)
     init_clusters      with init ae: how the first GMM is found on the AE's latents, gmm (EM,
                        as Jiang et al.) | spectral (a k-NN graph) | spectral_consensus (the
-                       k-NN graph size chosen by agreement; see vaemix.models.init)
+                       k-NN graph size chosen by agreement) | umap (N2D) | umap_or_spectral
+                       (the one with the smaller normalised cut; see vaemix.models.init)
     init_posterior_var with init ae: the initial variance of q(z|x), as a fraction of the
                        GMM's mean component variance in each latent dimension
     predict            mean: argmax_c p(c | z = mu(x)) | samples: argmax_c of p(c|z) averaged
