@@ -45,7 +45,7 @@ from vaemix.data import load_prepared, prepare_dataset
 from vaemix.io import save_npz, write_json, write_text
 from vaemix.metrics import clustering_metrics
 from vaemix.moe.model import GRADIENT_GATES
-from vaemix.moe.run import START_DEFAULTS, run_moe, start_files
+from vaemix.moe.run import run_moe, start_files, start_settings
 from vaemix.runs import train_and_export
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,7 +69,7 @@ def uses_start(params: dict, dataset: str) -> bool:
     """Whether any gradient-trained gate to run on ``dataset`` has init: start."""
     gates = [g for g in params["moe"]["gates"] + params["moe"]["plain_gates"]
              if g in GRADIENT_GATES]
-    return any({**START_DEFAULTS, **training_settings(params, "moe", g, dataset)}["init"]
+    return any(start_settings(training_settings(params, "moe", g, dataset), g)["init"]
                == "start" for g in gates)
 
 
@@ -206,8 +206,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["datasets"] = list(args.datasets)
-    params["latent_sweep"]["datasets"] = []  # the sweep is the pipeline's, not this table's
-    params["latent_sweep"]["from_gmvae"] = []
+    params["latent_sweep"]["latent_dims"] = []  # the sweep is the pipeline's, not this table's
     overrides = {**PROFILE, **parse_overrides(args.set)}  # --set wins over the profile
     for key, value in overrides.items():
         set_key(params, key, value)

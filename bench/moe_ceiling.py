@@ -99,7 +99,7 @@ def main() -> None:
     args = ap.parse_args()
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["datasets"] = list(args.datasets)
-    params["latent_sweep"].update(datasets=[], from_gmvae=[])
+    params["latent_sweep"]["latent_dims"] = []
     params["budget"].update(max_train=8000, max_test=2000)  # the quick profile's caps
     params["data"]["mnist"].update(root=str(args.raw.resolve()), download=False)
     validate(params)

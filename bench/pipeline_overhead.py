@@ -107,7 +107,7 @@ def main() -> None:
                             ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
         params = tiny_params()
         params["datasets"] = ["spiral"]
-        params["latent_sweep"].update(datasets=[], from_gmvae=[])  # the sweep is MNIST's
+        params["latent_sweep"]["latent_dims"] = []  # the sweep is MNIST's
         (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
         for cmd in (["git", "init", "-q"], ["git", "config", "user.email", "b@example.com"],
                     ["git", "config", "user.name", "bench"], [*dvc, "init", "-q"],

@@ -136,7 +136,7 @@ def bench_params(threads: int) -> dict:
     """params.yaml without the latent sweep (a pipeline matter), torch on ``threads``."""
     torch.set_num_threads(threads)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["latent_sweep"].update(datasets=[], from_gmvae=[])
+    params["latent_sweep"]["latent_dims"] = []
     return params
 
 
@@ -204,8 +204,7 @@ def main() -> None:
     params["baseline_encoders"] = [e for e in params["baseline_encoders"]
                                    if e in params["encoders"] or e in args.methods]
     params["datasets"] = list(args.datasets)
-    params["latent_sweep"]["datasets"] = []  # the sweep is the pipeline's, not this table's
-    params["latent_sweep"]["from_gmvae"] = []
+    params["latent_sweep"]["latent_dims"] = []  # the sweep is the pipeline's, not this table's
     apply_overrides(params, args.set)
     start = time.perf_counter()
     rows = []

@@ -4,7 +4,7 @@
 
     python scripts/make_digits_npz.py data/raw/digits.npz
     dvc exp run -S 'datasets=[npz]' -S data.npz.path=data/raw/digits.npz \\
-        -S 'latent_sweep.datasets=[]' -S 'latent_sweep.from_gmvae=[]'
+        -S 'latent_sweep.latent_dims=[]'   # optional: no latent sweep
 
 Data the defaults were never tuned on: ``reports/benchmarks/unseen_digits.md``.
 """

@@ -11,17 +11,17 @@ from vaemix.cli import run_stage
 
 
 def main(argv: list[str]) -> None:
-    from vaemix.config import load_params, require_listed, training_settings
+    from vaemix.config import load_params, require_listed
     from vaemix.data import load_prepared
     from vaemix.distributed import relaunch
-    from vaemix.models import check_option_keys
+    from vaemix.models import check_model_sections
     from vaemix.runs import train_and_export
 
     dataset, encoder = argv
     params = load_params()
     require_listed(params, "datasets", dataset)
     require_listed(params, "encoders", encoder)
-    check_option_keys(encoder, training_settings(params, "pretrain", encoder, dataset))
+    check_model_sections(params)  # every option of every model, before any work
     relaunch(params, __file__, argv)  # distributed.nproc_per_node > 1: under torchrun
     train_and_export(encoder, dataset, load_prepared(dataset), params, "pretrain")
 

@@ -7,7 +7,7 @@ every output named ``<run>_z<d>`` (``reports/metrics/<dataset>/<run>_z<d>.json``
   python stages/sweep.py pretrain <dataset> <encoder> <d>     pretrain_z@: ae_z<d>, vae_z<d>
   python stages/sweep.py train <dataset> <run> <d>            train_z@: e.g. gmvae_z<d>,
                                                               gmvae_dpgmm_hard_z<d>
-  python stages/sweep.py from_gmvae <dataset> <d>             from_gmvae_z@: the alternating
+  python stages/sweep.py from_gmvae <dataset> gmvae_dpgmm <d> from_gmvae_z@: the alternating
                           network started from gmvae_z<d> (their third experiment)
   python stages/sweep.py baselines <dataset> <encoder> <baseline> <d>
                                                               baselines_z@: vae_z<d>+gmm, ...
@@ -16,6 +16,7 @@ A run of ``latent_sweep.runs`` is a method of ``methods`` trained with its ``tra
 settings, or one of the two Gumbel variants of the alternating network,
 ``gmvae_dpgmm_soft`` / ``gmvae_dpgmm_hard`` (``train.gmvae_dpgmm`` with ``hard`` false /
 true). The trained runs start from ``ae_z<d>`` (``init: ae``), over every seed of ``seeds``.
+The sweep runs on every dataset of ``datasets``.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from typing import Any
 from vaemix.cli import run_stage
 
 USAGE = ("usage: python stages/sweep.py pretrain <dataset> <encoder> <d> | train <dataset> "
-         "<run> <d> | from_gmvae <dataset> <d> | baselines <dataset> <encoder> <baseline> <d>")
+         "<run> <d> | from_gmvae <dataset> gmvae_dpgmm <d> | baselines <dataset> <encoder> "
+         "<baseline> <d>")
 
 
 def _at_latent_dim(params: dict[str, Any], dataset: str, d: int) -> dict[str, Any]:
@@ -43,12 +45,12 @@ def main(argv: list[str]) -> None:
     if not argv or argv[0] not in ("pretrain", "train", "from_gmvae", "baselines"):
         raise ParamError(USAGE)
     kind, args = argv[0], argv[1:]
-    sizes = {"pretrain": 3, "train": 3, "from_gmvae": 2, "baselines": 4}
+    sizes = {"pretrain": 3, "train": 3, "from_gmvae": 3, "baselines": 4}
     if len(args) != sizes[kind] or not args[-1].isdigit():
         raise ParamError(USAGE)
     dataset, d = args[0], int(args[-1])
     params = load_params()
-    require_listed(params, "latent_sweep.datasets", dataset)
+    require_listed(params, "datasets", dataset)
     if d not in params["latent_sweep"]["latent_dims"]:
         raise ParamError(f"params.yaml: 'latent_sweep.latent_dims' does not list {d} "
                          f"(it has {params['latent_sweep']['latent_dims']})")
@@ -68,8 +70,9 @@ def main(argv: list[str]) -> None:
             require_listed(params, "latent_sweep.runs", run)
             method, overrides = SWEEP_VARIANTS.get(run, (run, {}))
         else:
-            require_listed(params, "latent_sweep.from_gmvae", dataset)
-            run, method, overrides = "gmvae_dpgmm_from_gmvae", "gmvae_dpgmm", {"init": "gmvae"}
+            method, overrides = args[1], {"init": "gmvae"}
+            require_listed(params, "latent_sweep.from_gmvae", method)
+            run = f"{method}_from_gmvae"
         swept["train"][method].update(overrides)
         init = {"ae_checkpoint": ARTIFACTS / dataset / run_name("ae", d) / "model.pt",
                 "gmvae_checkpoint": ARTIFACTS / dataset / run_name("gmvae", d) / "model.pt",

@@ -15,11 +15,11 @@ from vaemix.cli import run_stage
 
 
 def main(argv: list[str]) -> None:
-    from vaemix.config import load_params, require_listed, training_settings
+    from vaemix.config import load_params, require_listed
     from vaemix.data import load_prepared
     from vaemix.distributed import relaunch
     from vaemix.errors import ParamError
-    from vaemix.models import check_option_keys
+    from vaemix.models import check_model_sections
     from vaemix.runs import ARTIFACTS, train_and_export
 
     if len(argv) != 2:
@@ -28,7 +28,7 @@ def main(argv: list[str]) -> None:
     params = load_params()
     require_listed(params, "datasets", dataset)
     require_listed(params, "methods", method)
-    check_option_keys(method, training_settings(params, "train", method, dataset))
+    check_model_sections(params)  # every option of every model, before any work
     relaunch(params, __file__, argv)  # distributed.nproc_per_node > 1: under torchrun
     init = {"ae_checkpoint": ARTIFACTS / dataset / "ae" / "model.pt",
             "start": {"umap": params["baseline"].get("umap_gmm"),

@@ -37,7 +37,7 @@ MOE_LATENT_DIMS = [2]   # one dim keeps CI short; the sweep itself is the same m
 MOE_PLAIN_GATES = ["deepmoe", "gmm_moe", "linear", "oracle"]
 MOE_RUNS = [f"moe_{g}_z{d}" for g in MOE_GATES for d in MOE_LATENT_DIMS] + [
     f"moe_{g}_z0" for g in MOE_PLAIN_GATES]
-# the latent-dimension sweep (stages/sweep.py) on the tiny MNIST: one dim of Nagpal et al.'s
+# the latent-dimension sweep (stages/sweep.py) on every dataset: one dim of Nagpal et al.'s
 SWEEP_DIMS = [8]
 SWEEP_TRAINED = ["gmvae", "gmvae_dpgmm_hard"]
 SWEEP_RUNS = [f"{r}_z{d}" for d in SWEEP_DIMS for r in [
@@ -80,8 +80,8 @@ def tiny_params() -> dict:
     for gate in ("dvmoe", "vade_moe", "deepmoe"):
         params["moe"][gate].update(epochs=50, eval_every=1, hidden=[16], per_dataset={})
     params["moe"]["gmm_moe"].update(pca_dim=4, max_iter=20)
-    params["latent_sweep"] = {"datasets": ["mnist"], "latent_dims": SWEEP_DIMS,
-                              "runs": SWEEP_TRAINED, "from_gmvae": ["mnist"],
+    params["latent_sweep"] = {"latent_dims": SWEEP_DIMS, "runs": SWEEP_TRAINED,
+                              "from_gmvae": ["gmvae_dpgmm"],
                               "baseline_encoders": ["vae", "gmvae"]}
     return params
 
@@ -211,22 +211,23 @@ def params_k(dataset: str) -> int:
 
 N_RUNS = len(DATASETS) * (
     len(ENCODERS) + len(METHODS) + len(BASELINE_ENCODERS) * len(BASELINES) + len(MOE_RUNS)
-) + len(SWEEP_RUNS)
+    + len(SWEEP_RUNS))
 
 
 def test_latent_sweep_runs_at_its_latent_dims(project):
     """Every run of the latent sweep is trained at its own latent dim, from the AE of that
     dim, and the alternating network also starts from the swept GMVAE."""
-    for run_id in SWEEP_RUNS:
-        m = json.loads((project / f"reports/metrics/mnist/{run_id}.json").read_text())
-        assert m["seeds"] == [0], run_id
-        if "+" not in run_id:
-            z = np.load(project / f"artifacts/mnist/{run_id}/latents.npz")["z_test"]
-            assert z.shape[1] == int(run_id.rsplit("_z", 1)[1]), run_id
-            assert m["epochs"] == 2
+    for ds in DATASETS:  # the sweep follows `datasets`
+        for run_id in SWEEP_RUNS:
+            m = json.loads((project / f"reports/metrics/{ds}/{run_id}.json").read_text())
+            assert m["seeds"] == [0], (ds, run_id)
+            if "+" not in run_id:
+                z = np.load(project / f"artifacts/{ds}/{run_id}/latents.npz")["z_test"]
+                assert z.shape[1] == int(run_id.rsplit("_z", 1)[1]), (ds, run_id)
+                assert m["epochs"] == 2
     log = (project / "first_run.log").read_text()
     order = [log.index(f"Running stage '{s}'") for s in (
-        "pretrain_z@mnist-ae-8", "train_z@mnist-gmvae-8", "from_gmvae_z@mnist-8")]
+        "pretrain_z@mnist-ae-8", "train_z@mnist-gmvae-8", "from_gmvae_z@mnist-gmvae_dpgmm-8")]
     assert order == sorted(order)
     hard = yaml.safe_load((project / "dvc.lock").read_text())["stages"][
         "train_z@mnist-gmvae_dpgmm_hard-8"]
@@ -323,8 +324,9 @@ def test_changing_vae_lr_reruns_only_what_depends_on_it(project):
     ran = stages_run(out.stdout + out.stderr)
     expected = {f"pretrain@{ds}-vae" for ds in DATASETS}
     expected |= {f"baselines@{ds}-vae-{bl}" for ds in DATASETS for bl in BASELINES}
-    expected |= {f"pretrain_z@mnist-vae-{d}" for d in SWEEP_DIMS}  # the sweep's VAEs too
-    expected |= {f"baselines_z@mnist-vae-{bl}-{d}" for bl in BASELINES for d in SWEEP_DIMS}
+    expected |= {f"pretrain_z@{ds}-vae-{d}" for ds in DATASETS for d in SWEEP_DIMS}  # swept VAEs
+    expected |= {f"baselines_z@{ds}-vae-{bl}-{d}" for ds in DATASETS for bl in BASELINES
+                 for d in SWEEP_DIMS}
     expected |= {"evaluate", "report"}
     assert ran == expected
 

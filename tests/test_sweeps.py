@@ -42,7 +42,7 @@ def project(tmp_path_factory) -> Path:
                   baselines=["kmeans", "umap_gmm"],  # umap_gmm: the start of every model
                   baseline_encoders=["ae"])
     params["moe"].update(gates=[], plain_gates=["linear"])
-    params["latent_sweep"].update(datasets=[], from_gmvae=[])
+    params["latent_sweep"]["latent_dims"] = []
     (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["git", "init", "-q"], proj)
     run(["git", "config", "user.email", "ci@example.com"], proj)

@@ -29,9 +29,8 @@ def make_project(folder: Path, datasets: tuple[str, ...] = ("spiral",),
     """Write params.yaml (the tiny profile on ``datasets``, then dotted-key ``changes``)."""
     params = tiny_params()
     params["datasets"] = list(datasets)
-    sweep = params["latent_sweep"]
-    sweep["datasets"] = [d for d in sweep["datasets"] if d in datasets]
-    sweep["from_gmvae"] = [d for d in sweep["from_gmvae"] if d in datasets]
+    if "mnist" not in datasets:  # the stage tests sweep only beside MNIST
+        params["latent_sweep"]["latent_dims"] = []
     params["methods"] = list(METHODS)  # every registered method, whatever the e2e test lists
     for key, value in (changes or {}).items():
         set_param(params, key, value)

@@ -1,15 +1,16 @@
 """Loading and validating ``params.yaml``.
 
-Every stage calls :func:`load_params` first. A bad value raises :class:`ParamError` whose
-message names the key and what was expected; the stage runner turns it into one line on
-stderr and a non-zero exit before anything is written.
+Every key is declared once, with its type, range and default, in :data:`SCHEMA` (the
+models declare their own options in their modules; :mod:`vaemix.schema`). Every stage
+calls :func:`load_params` first: an unknown key is refused with the closest declared one,
+a bad value raises :class:`ParamError` whose message names the key and what was expected;
+the stage runner turns it into one line on stderr and a non-zero exit before anything is
+written. Stages read values through :func:`read`, which checks them against the schema.
 """
 
 from __future__ import annotations
 
 import copy
-import difflib
-import math
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -18,6 +19,21 @@ from typing import Any
 import yaml
 
 from vaemix.errors import ParamError
+from vaemix.schema import (
+    Any_,
+    Bool,
+    Int,
+    IntList,
+    Key,
+    Names,
+    Number,
+    OneOf,
+    Section,
+    Text,
+    fail,
+    parse_section,
+)
+from vaemix.schema import refuse_unknown as schema_refuse_unknown
 
 DATASETS = ("mnist", "spiral", "cifar100", "npz")
 ENCODERS = ("ae", "vae")
@@ -42,100 +58,147 @@ NETS = ("mlp", "conv")
 LIKELIHOODS = ("bernoulli", "gaussian")
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 PRECISIONS = ("fp32", "bf16")  # bf16: forward passes under torch.autocast (training only)
-# Keys of a training section that are temperatures (Gumbel-softmax / Concrete): each must be
-# a positive number wherever it appears, in any method's section (tau, tau_start, tau_end, ...).
-_TEMPERATURE_RE = re.compile(r"^(tau|temperature)(_(start|end|min|max|init|final))?$")
 
 Params = dict[str, Any]
 
-
-# --- small typed accessors ------------------------------------------------------------
-
-# --- the keys each section may hold ---------------------------------------------------
-# A key not declared here (or, for pretrain.<encoder> and train.<method>, in the model's
-# module: ``option_keys``) is refused with the closest declared one (``refuse_unknown``).
-# The training loop's keys (vaemix.training.TrainConfig), valid in every pretrain.*, train.*
-# and trained-gate section beside the method's own options:
-TRAINING_KEYS = frozenset({
-    "epochs", "batch_size", "lr", "weight_decay", "eval_every", "lr_decay", "lr_decay_every",
-    "grad_clip", "checkpoint_every", "max_loss_growth", "anchor_weight", "per_dataset",
-})
-_GATE_START = ("hidden", "init", "self_train_epochs", "self_train_weight", "start_ridge")
-SECTION_KEYS: dict[str, frozenset[str]] = {k: frozenset(v) for k, v in {
-    "": ("profile", "seed", "seeds", "device", "precision", "distributed", "datasets",
-         "encoders", "methods", "baselines", "baseline_encoders", "collapse_fraction",
-         "budget", "data", "regression", "model", "pretrain", "train", "baseline",
-         "latent_sweep", "moe"),
-    "distributed": ("nproc_per_node", "backend"),
-    "budget": ("epoch_scale", "max_train", "max_test"),
-    "data": DATASETS,
-    "data.mnist": ("root", "download"),
-    "data.cifar100": ("root", "download"),
-    "data.spiral": ("arms", "points_per_arm", "turns", "noise", "test_fraction"),
-    "data.npz": ("path", "test_fraction"),
-    "regression": ("mode", "out_dim", "noise"),
-    "model": DATASETS,
-    **{f"model.{ds}": ("n_clusters", "latent_dim", "net", "hidden", "likelihood")
-       for ds in DATASETS},
-    "pretrain": ENCODERS,
-    "train": METHODS,
-    "baseline": BASELINES,
-    "baseline.kmeans": ("n_init",),
-    "baseline.gmm": ("covariance_type", "n_init", "max_iter"),
-    "baseline.dpgmm": ("covariance_type", "truncation_factor", "weight_concentration_prior",
-                       "degrees_of_freedom_prior", "max_iter", "min_weight"),
-    "baseline.umap_gmm": ("n_neighbors", "n_components", "min_dist", "covariance_type",
-                          "n_init", "max_points"),
-    "latent_sweep": ("datasets", "latent_dims", "runs", "from_gmvae", "baseline_encoders"),
-    "moe": ("gates", "latent_dims", "plain_gates", "n_experts", "objective", *GATES),
-    "moe.dvmoe": (*TRAINING_KEYS, *_GATE_START, "vae_weight", "tau_start", "tau_end",
-                  "tau_anneal_epochs", "hard", "prior"),
-    "moe.vade_moe": (*TRAINING_KEYS, *_GATE_START, "vae_weight", "mc_samples"),
-    "moe.deepmoe": (*TRAINING_KEYS, *_GATE_START),
-    "moe.gmm_moe": ("pca_dim", "max_iter", "tol", "reg_covar", "ridge"),
-    "moe.linear": ("ridge",),
-    "moe.oracle": ("ridge",),
-}.items()}
+# --- the schema: every key of params.yaml, declared once (vaemix.schema) ---------------
+# The options of pretrain.<encoder> and train.<method> are the models' own (their module's
+# ``options``, checked by vaemix.models.check_options before a stage does any work) beside
+# the training loop's, TRAINING.
+POSITIVE, NONNEG = Number(), Number(strict=False)
+FRACTION = Number(high=1.0)
+COVARIANCES = OneOf(("full", "tied", "diag", "spherical"))
+TRAINING: Section = {   # the training loop (vaemix.training.TrainConfig)
+    "epochs": Key(Int()),
+    "batch_size": Key(Int()),
+    "lr": Key(POSITIVE),
+    "weight_decay": Key(NONNEG, 0.0),
+    "eval_every": Key(Int(), 5),
+    "lr_decay": Key(POSITIVE, 1.0),        # the learning rate times this ...
+    "lr_decay_every": Key(Int(), 10),      # ... every this many epochs
+    "grad_clip": Key(Number(nullable=True), None),   # max gradient norm; null = none
+    "checkpoint_every": Key(Int(0), 5),    # epochs between checkpoints; 0 = none
+    "max_loss_growth": Key(Number(nullable=True), 1e4),  # divergence guard; null = off
+    "anchor_weight": Key(NONNEG, 0.0),     # the start's cross-entropy kept (training.Anchor)
+    "per_dataset": Key(Any_(), None),      # {dataset: {key: value}} overrides
+}
+TRAINING_KEYS = frozenset(TRAINING)
+GATE_START: Section = {   # the start of the trained MoE gates (vaemix.moe.run.start_settings)
+    "hidden": Key(IntList(nullable=True), None),
+    "init": Key(OneOf(("start", "none")), "start"),
+    "self_train_epochs": Key(Int(0), 30),
+    "self_train_weight": Key(POSITIVE, 10.0),
+    "start_ridge": Key(NONNEG, 1e-3),
+}
+DVMOE: Section = {
+    "vae_weight": Key(NONNEG), "tau_start": Key(POSITIVE), "tau_end": Key(POSITIVE),
+    "tau_anneal_epochs": Key(Int(0)), "hard": Key(Bool()),
+    "prior": Key(OneOf(("uniform", "learned"))),
+}
+VADE_MOE: Section = {"vae_weight": Key(NONNEG), "mc_samples": Key(Int())}
+UMAP_GMM: Section = {   # N2D: UMAP of the latents, then a GMM (vaemix.umap_gmm)
+    "n_neighbors": Key(Int(2)),
+    "n_components": Key(Int(nullable=True), None),
+    "min_dist": Key(NONNEG),
+    "covariance_type": Key(COVARIANCES),
+    "n_init": Key(Int()),
+    "max_points": Key(Int(nullable=True), None),
+}
+_NESTED = Key(Any_())
+SCHEMA: dict[str, Section] = {
+    "": {
+        "profile": Key(Text(), "full"),
+        "seed": Key(Int(0)),
+        "seeds": Key(Any_(), None),   # seed_list below
+        "device": Key(Any_()),        # _DEVICE_RE below
+        "precision": Key(OneOf(PRECISIONS)),
+        "datasets": Key(Names(DATASETS)),
+        "encoders": Key(Names(ENCODERS)),
+        "methods": Key(Names(METHODS)),
+        "baselines": Key(Names(BASELINES)),
+        "baseline_encoders": Key(Names(ENCODERS + METHODS)),
+        "collapse_fraction": Key(FRACTION, 0.5),
+        **{k: _NESTED for k in ("distributed", "budget", "data", "regression", "model",
+                                "pretrain", "train", "baseline", "moe")},
+        "latent_sweep": Key(Any_(), None),
+    },
+    "distributed": {"nproc_per_node": Key(Int()),
+                    "backend": Key(OneOf(("auto", "gloo", "nccl")))},
+    "budget": {"epoch_scale": Key(POSITIVE), "max_train": Key(Int(nullable=True)),
+               "max_test": Key(Int(nullable=True))},
+    "data": {ds: Key(Any_(), None) for ds in DATASETS},
+    "data.mnist": {"root": Key(Text()), "download": Key(Bool())},
+    "data.cifar100": {"root": Key(Text()), "download": Key(Bool())},
+    "data.spiral": {"arms": Key(Int()), "points_per_arm": Key(Int()), "turns": Key(POSITIVE),
+                    "noise": Key(NONNEG), "test_fraction": Key(FRACTION)},
+    "data.npz": {"path": Key(Text()), "test_fraction": Key(FRACTION)},
+    "regression": {"mode": Key(OneOf(("per_class", "global"))), "out_dim": Key(Int()),
+                   "noise": Key(NONNEG)},
+    "model": {ds: Key(Any_(), None) for ds in DATASETS},
+    **{f"model.{ds}": {"n_clusters": Key(Int()), "latent_dim": Key(Int()),
+                       "net": Key(OneOf(NETS)), "hidden": Key(IntList()),
+                       "likelihood": Key(OneOf(LIKELIHOODS))} for ds in DATASETS},
+    "pretrain": {enc: Key(Any_(), None) for enc in ENCODERS},
+    "train": {m: Key(Any_(), None) for m in METHODS},
+    "baseline": {b: Key(Any_(), None) for b in BASELINES},
+    "baseline.kmeans": {"n_init": Key(Int())},
+    "baseline.gmm": {"covariance_type": Key(COVARIANCES), "n_init": Key(Int()),
+                     "max_iter": Key(Int())},
+    "baseline.dpgmm": {"covariance_type": Key(COVARIANCES),
+                       "truncation_factor": Key(Number(low=1.0)),
+                       "weight_concentration_prior": Key(Number(nullable=True), None),
+                       "degrees_of_freedom_prior": Key(Number(nullable=True), None),
+                       "max_iter": Key(Int()), "min_weight": Key(FRACTION)},
+    "baseline.umap_gmm": UMAP_GMM,
+    "latent_sweep": {"latent_dims": Key(Any_()),      # checked with the others below
+                     "runs": Key(Names(METHODS + tuple(SWEEP_VARIANTS))),
+                     "from_gmvae": Key(Any_()),
+                     "baseline_encoders": Key(Names(ENCODERS + METHODS))},
+    "moe": {"gates": Key(Any_()), "latent_dims": Key(Any_(), []),
+            "plain_gates": Key(Names(PLAIN_GATES)),
+            "n_experts": Key(Int(nullable=True), None),
+            "objective": Key(OneOf(("likelihood", "mse"))),
+            **{g: Key(Any_(), None) for g in GATES}},
+    "moe.dvmoe": {**TRAINING, **GATE_START, **DVMOE},
+    "moe.vade_moe": {**TRAINING, **GATE_START, **VADE_MOE},
+    "moe.deepmoe": {**TRAINING, **GATE_START},
+    "moe.gmm_moe": {"pca_dim": Key(Int(nullable=True), None), "max_iter": Key(Int()),
+                    "tol": Key(NONNEG), "reg_covar": Key(NONNEG), "ridge": Key(NONNEG)},
+    "moe.linear": {"ridge": Key(NONNEG)},
+    "moe.oracle": {"ridge": Key(NONNEG)},
+}
+# Keys that once existed, each with what replaced it (an old params.yaml gets this instead
+# of a "did you mean").
+RETIRED_KEYS = {
+    "latent_sweep.datasets": "the sweep runs on every dataset of 'datasets' (leave a dataset "
+                             "out there); 'latent_sweep.latent_dims: []' switches it off",
+}
 
 
 def refuse_unknown(where: str, keys: Iterable[Any], known: Iterable[str]) -> None:
-    """Stop at the first of ``keys`` (of the section ``where``; "" = the top level) that is
-    not ``known``, naming the closest known key: "'train.vade.lrr': unknown key; did you
-    mean 'lr'?". Models and sections otherwise drop what they do not read, so a typo would
-    silently run the default."""
-    known = sorted(set(known))
-    for key in keys:
-        if key in known:
-            continue
-        name = f"{where}.{key}" if where else str(key)
-        close = difflib.get_close_matches(str(key), known, n=1, cutoff=0.6)
-        hint = f"did you mean '{close[0]}'?" if close else f"known: {', '.join(known)}"
-        raise ParamError(f"params.yaml: '{name}': unknown key; {hint}")
+    """:func:`vaemix.schema.refuse_unknown` with the retired keys of params.yaml."""
+    schema_refuse_unknown(where, keys, known, RETIRED_KEYS)
 
 
-def check_known_keys(params: Mapping[str, Any]) -> None:
-    """Every section of ``params`` holds only declared keys (:data:`SECTION_KEYS`); the
-    per-dataset overrides of a trained gate only its own keys. The options of
-    pretrain.<encoder> and train.<method> are the models' (checked when one is built:
-    vaemix.models.build_model), beside :data:`TRAINING_KEYS`."""
-    for where, known in SECTION_KEYS.items():
-        node: Any = params
-        for part in where.split(".") if where else []:
-            node = node.get(part) if isinstance(node, Mapping) else None
-        if isinstance(node, Mapping):
-            refuse_unknown(where, node, known)
-    for gate in ("dvmoe", "vade_moe", "deepmoe"):
-        section = (params.get("moe") or {}).get(gate)
-        overrides = section.get("per_dataset") if isinstance(section, Mapping) else None
-        for ds, values in (overrides or {}).items():
-            refuse_unknown(f"moe.{gate}.per_dataset", [ds], DATASETS)
-            if isinstance(values, Mapping):
-                refuse_unknown(f"moe.{gate}.per_dataset.{ds}", values,
-                               SECTION_KEYS[f"moe.{gate}"] - {"per_dataset"})
+def _node(params: Mapping[str, Any], where: str) -> Any:
+    node: Any = params
+    for part in where.split(".") if where else []:
+        node = node.get(part) if isinstance(node, Mapping) else None
+    return node
 
 
-def _fail(key: str, expected: str, got: Any) -> ParamError:
-    return ParamError(f"params.yaml: '{key}' must be {expected}, got {got!r}")
+def _key_spec(key: str) -> Key:
+    where, _, last = key.rpartition(".")
+    section = SCHEMA.get(where)
+    if section is None or last not in section:
+        raise KeyError(f"{key!r} is not declared in vaemix.config.SCHEMA")
+    return section[last]
+
+
+def read(params: Mapping[str, Any], key: str) -> Any:
+    """The value of the dotted ``key``, checked against its declared type (a missing key,
+    or a bad value, raises ParamError naming it)."""
+    return _key_spec(key).type.check(key, get(params, key))
 
 
 def get(params: Mapping[str, Any], key: str) -> Any:
@@ -152,89 +215,6 @@ def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _is_number(v: Any) -> bool:
-    return (_is_int(v) or isinstance(v, float)) and math.isfinite(v)
-
-
-def positive_int(params: Mapping[str, Any], key: str, *, allow_none: bool = False) -> int | None:
-    v = get(params, key)
-    if v is None and allow_none:
-        return None
-    if not _is_int(v) or v <= 0:
-        return_what = "a positive integer" + (" or null" if allow_none else "")
-        raise _fail(key, return_what, v)
-    return v
-
-
-def nonneg_int(params: Mapping[str, Any], key: str) -> int:
-    v = get(params, key)
-    if not _is_int(v) or v < 0:
-        raise _fail(key, "a non-negative integer", v)
-    return v
-
-
-def positive_number(params: Mapping[str, Any], key: str) -> float:
-    v = get(params, key)
-    if not _is_number(v) or v <= 0:
-        raise _fail(key, "a positive number", v)
-    return float(v)
-
-
-def nonneg_number(params: Mapping[str, Any], key: str) -> float:
-    v = get(params, key)
-    if not _is_number(v) or v < 0:
-        raise _fail(key, "a non-negative number", v)
-    return float(v)
-
-
-def fraction(params: Mapping[str, Any], key: str) -> float:
-    v = get(params, key)
-    if not _is_number(v) or not 0 < v < 1:
-        raise _fail(key, "a number strictly between 0 and 1", v)
-    return float(v)
-
-
-def boolean(params: Mapping[str, Any], key: str) -> bool:
-    v = get(params, key)
-    if not isinstance(v, bool):
-        raise _fail(key, "true or false", v)
-    return v
-
-
-def string(params: Mapping[str, Any], key: str) -> str:
-    v = get(params, key)
-    if not isinstance(v, str) or not v:
-        raise _fail(key, "a non-empty string", v)
-    return v
-
-
-def choice(params: Mapping[str, Any], key: str, options: tuple[str, ...]) -> str:
-    v = get(params, key)
-    if v not in options:
-        raise _fail(key, "one of " + ", ".join(options), v)
-    return v
-
-
-def id_list(params: Mapping[str, Any], key: str, options: tuple[str, ...]) -> list[str]:
-    v = get(params, key)
-    if not isinstance(v, list) or not all(isinstance(s, str) for s in v):
-        raise _fail(key, "a list of names", v)
-    for s in v:
-        if s not in options:
-            allowed = ", ".join(options) if options else "none yet"
-            raise ParamError(f"params.yaml: '{key}' has unknown entry {s!r} (known: {allowed})")
-    if len(set(v)) != len(v):
-        raise _fail(key, "a list without repeats", v)
-    return list(v)
-
-
-def int_list(params: Mapping[str, Any], key: str) -> list[int]:
-    v = get(params, key)
-    if not isinstance(v, list) or not v or not all(_is_int(i) and i > 0 for i in v):
-        raise _fail(key, "a non-empty list of positive integers", v)
-    return list(v)
-
-
 def seed_list(params: Mapping[str, Any], key: str) -> list[int] | None:
     """A non-empty list of distinct non-negative integers, or null (absent = null)."""
     v = params.get(key) if isinstance(params, Mapping) else None
@@ -242,112 +222,40 @@ def seed_list(params: Mapping[str, Any], key: str) -> list[int] | None:
         return None
     if (not isinstance(v, list) or not v or not all(_is_int(i) and i >= 0 for i in v)
             or len(set(v)) != len(v)):
-        raise _fail(key, "a non-empty list of distinct non-negative integers, or null", v)
+        raise fail(key, "a non-empty list of distinct non-negative integers, or null", v)
     return list(v)
 
 
 # --- sections -------------------------------------------------------------------------
 
+def _parse(params: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """The section at ``where`` checked against ``SCHEMA[where]``, defaults filled in."""
+    return parse_section(where, _node(params, where), SCHEMA[where], retired=RETIRED_KEYS)
+
+
 def _validate_training(params: Params, section: str, name: str) -> None:
+    """The training loop's keys of ``<section>.<name>`` (a gate's: all its keys), with each
+    ``per_dataset`` override merged in. The methods' own options are the models'
+    (vaemix.models.check_options)."""
     base = f"{section}.{name}"
     sect = get(params, base)
     if not isinstance(sect, Mapping):
-        raise _fail(base, "a mapping", sect)
+        raise fail(base, "a mapping", sect)
     overrides = sect.get("per_dataset") or {}
     if not isinstance(overrides, Mapping):
-        raise _fail(f"{base}.per_dataset", "a mapping of dataset -> settings", overrides)
+        raise fail(f"{base}.per_dataset", "a mapping of dataset -> settings", overrides)
     for ds, over in overrides.items():
         if ds not in DATASETS:
             raise ParamError(f"params.yaml: '{base}.per_dataset' has unknown dataset {ds!r}")
         if not isinstance(over, Mapping):
-            raise _fail(f"{base}.per_dataset.{ds}", "a mapping", over)
+            raise fail(f"{base}.per_dataset.{ds}", "a mapping", over)
+    schema = SCHEMA.get(base, TRAINING)   # a gate's section is declared whole
     for ds in [None, *overrides]:
         merged = training_settings(params, section, name, ds) if ds else dict(sect)
+        if schema is TRAINING:
+            merged = {k: v for k, v in merged.items() if k in TRAINING}
         where = f"{base}.per_dataset.{ds}" if ds else base
-        wrapped = {"s": merged}
-        for key, check in (
-            ("epochs", positive_int),
-            ("batch_size", positive_int),
-            ("lr", positive_number),
-            ("weight_decay", nonneg_number),
-            ("eval_every", positive_int),
-        ):
-            try:
-                check(wrapped, f"s.{key}")
-            except ParamError as err:
-                raise ParamError(str(err).replace("'s.", f"'{where}.")) from None
-        for key, check in (
-            ("lr_decay", positive_number),
-            ("lr_decay_every", positive_int),
-            ("grad_clip", positive_number),
-            ("checkpoint_every", nonneg_int),
-            ("max_loss_growth", positive_number),
-            ("anchor_weight", nonneg_number),
-            *((k, positive_number) for k in merged if _TEMPERATURE_RE.match(str(k))),
-        ):
-            if merged.get(key) is not None:
-                try:
-                    check(wrapped, f"s.{key}")
-                except ParamError as err:
-                    raise ParamError(str(err).replace("'s.", f"'{where}.")) from None
-
-
-def _validate_model(params: Params, ds: str) -> None:
-    k = f"model.{ds}"
-    positive_int(params, f"{k}.n_clusters")
-    positive_int(params, f"{k}.latent_dim")
-    choice(params, f"{k}.net", NETS)
-    int_list(params, f"{k}.hidden")
-    choice(params, f"{k}.likelihood", LIKELIHOODS)
-
-
-def _validate_data(params: Params, ds: str) -> None:
-    k = f"data.{ds}"
-    if ds in ("mnist", "cifar100"):
-        string(params, f"{k}.root")
-        boolean(params, f"{k}.download")
-    elif ds == "spiral":
-        positive_int(params, f"{k}.arms")
-        positive_int(params, f"{k}.points_per_arm")
-        positive_number(params, f"{k}.turns")
-        nonneg_number(params, f"{k}.noise")
-        fraction(params, f"{k}.test_fraction")
-    elif ds == "npz":
-        string(params, f"{k}.path")
-        fraction(params, f"{k}.test_fraction")
-
-
-def _validate_baseline(params: Params) -> None:
-    positive_int(params, "baseline.kmeans.n_init")
-    choice(params, "baseline.gmm.covariance_type", ("full", "tied", "diag", "spherical"))
-    positive_int(params, "baseline.gmm.n_init")
-    positive_int(params, "baseline.gmm.max_iter")
-    choice(params, "baseline.dpgmm.covariance_type", ("full", "tied", "diag", "spherical"))
-    v = get(params, "baseline.dpgmm.truncation_factor")
-    if not _is_number(v) or v <= 1:
-        raise _fail("baseline.dpgmm.truncation_factor", "a number above 1", v)
-    w = get(params, "baseline.dpgmm.weight_concentration_prior")
-    if w is not None and (not _is_number(w) or w <= 0):
-        raise _fail("baseline.dpgmm.weight_concentration_prior", "a positive number or null", w)
-    dof = params["baseline"]["dpgmm"].get("degrees_of_freedom_prior")  # optional, null = d
-    if dof is not None and (not _is_number(dof) or dof <= 0):
-        raise _fail("baseline.dpgmm.degrees_of_freedom_prior", "a positive number or null", dof)
-    positive_int(params, "baseline.dpgmm.max_iter")
-    fraction(params, "baseline.dpgmm.min_weight")
-    if "umap_gmm" in get(params, "baselines") or "umap_gmm" in params.get("baseline", {}):
-        validate_umap_gmm(params, "baseline.umap_gmm")
-
-
-def validate_umap_gmm(params: Mapping[str, Any], key: str) -> None:
-    """The settings of a UMAP + GMM clustering (the N2D recipe) under ``key``."""
-    n = positive_int(params, f"{key}.n_neighbors")
-    if n < 2:
-        raise _fail(f"{key}.n_neighbors", "an integer of at least 2", n)
-    positive_int(params, f"{key}.n_components", allow_none=True)
-    nonneg_number(params, f"{key}.min_dist")
-    choice(params, f"{key}.covariance_type", ("full", "tied", "diag", "spherical"))
-    positive_int(params, f"{key}.n_init")
-    positive_int(params, f"{key}.max_points", allow_none=True)
+        parse_section(where, merged, schema, ignore=("per_dataset",))
 
 
 def _validate_moe(params: Params) -> None:
@@ -357,73 +265,44 @@ def _validate_moe(params: Params) -> None:
         if g in PLAIN_GATES:
             raise ParamError(f"params.yaml: 'moe.gates' has {g!r}, a gate without a latent "
                              "space: list it under 'moe.plain_gates'")
-    gates = id_list(params, "moe.gates", LATENT_GATES)
-    plain = id_list(params, "moe.plain_gates", PLAIN_GATES)
+    gates = Names(LATENT_GATES).check("moe.gates", gates)
+    moe = _parse(params, "moe")
+    plain = moe["plain_gates"]
     if not gates and not plain:
         return
     if gates:
-        int_list(params, "moe.latent_dims")
-    positive_int(params, "moe.n_experts", allow_none=True)
-    choice(params, "moe.objective", ("likelihood", "mse"))
+        IntList().check("moe.latent_dims", get(params, "moe.latent_dims"))
     for g in gates + plain:
         if g in ("dvmoe", "vade_moe", "deepmoe"):
             _validate_training(params, "moe", g)
-            for ds in [None, *get(params, "datasets")]:
-                hidden = training_settings(params, "moe", g, ds).get("hidden")
-                where = f"moe.{g}" + (f".per_dataset.{ds}" if ds else "")
-                if hidden is not None:
-                    if not isinstance(hidden, list) or not hidden or not all(
-                            _is_int(h) and h > 0 for h in hidden):
-                        raise _fail(f"{where}.hidden", "a non-empty list of positive integers "
-                                    "or null", hidden)
-        if g in ("dvmoe", "vade_moe"):
-            nonneg_number(params, f"moe.{g}.vae_weight")
+        else:
+            _parse(params, f"moe.{g}")
     if "dvmoe" in gates:
         k = "moe.dvmoe"
-        positive_number(params, f"{k}.tau_start")
-        if positive_number(params, f"{k}.tau_end") > positive_number(params, f"{k}.tau_start"):
-            raise _fail(f"{k}.tau_end", "at most tau_start", get(params, f"{k}.tau_end"))
-        nonneg_int(params, f"{k}.tau_anneal_epochs")
-        boolean(params, f"{k}.hard")
-        choice(params, f"{k}.prior", ("uniform", "learned"))
-    if "vade_moe" in gates:
-        positive_int(params, "moe.vade_moe.mc_samples")
-    for g in ("linear", "oracle"):
-        if g in plain:
-            nonneg_number(params, f"moe.{g}.ridge")
-    if "gmm_moe" in plain:
-        k = "moe.gmm_moe"
-        positive_int(params, f"{k}.pca_dim", allow_none=True)
-        positive_int(params, f"{k}.max_iter")
-        nonneg_number(params, f"{k}.tol")
-        nonneg_number(params, f"{k}.reg_covar")
-        nonneg_number(params, f"{k}.ridge")
+        if read(params, f"{k}.tau_end") > read(params, f"{k}.tau_start"):
+            raise fail(f"{k}.tau_end", "at most tau_start", get(params, f"{k}.tau_end"))
 
 
-def _validate_latent_sweep(params: Params, datasets: list[str], encoders: list[str],
-                           methods: list[str]) -> None:
-    """The ``latent_sweep`` section (stages/sweep.py); absent = no sweep."""
+def _validate_latent_sweep(params: Params, encoders: list[str], methods: list[str]) -> None:
+    """The ``latent_sweep`` section (stages/sweep.py); absent = no sweep. It runs on every
+    dataset of ``datasets`` (DVC's matrix cannot filter one list by another, so no list of
+    its own names datasets: leaving a dataset out of ``datasets`` leaves it out here too)."""
     if params.get("latent_sweep") is None:
         return
     key = "latent_sweep"
-    sweep_ds = id_list(params, f"{key}.datasets", DATASETS)
-    for ds in sweep_ds:
-        if ds not in datasets:
-            raise ParamError(f"params.yaml: '{key}.datasets' has {ds!r}, which is not in "
-                             f"'datasets'; leave it out of the sweep too (-S '{key}.datasets=[]' "
-                             f"-S '{key}.from_gmvae=[]', or the datasets kept)")
     dims = get(params, f"{key}.latent_dims")
     if (not isinstance(dims, list) or not all(_is_int(i) and i > 0 for i in dims)
             or len(set(dims)) != len(dims)):
-        raise _fail(f"{key}.latent_dims", "a list of distinct positive integers", dims)
-    runs = id_list(params, f"{key}.runs", METHODS + tuple(SWEEP_VARIANTS))
-    from_gmvae = id_list(params, f"{key}.from_gmvae", DATASETS)
-    baseline_encoders = id_list(params, f"{key}.baseline_encoders", ENCODERS + METHODS)
-    for ds in from_gmvae:
-        if ds not in sweep_ds:
-            raise ParamError(f"params.yaml: '{key}.from_gmvae' has {ds!r}, which is not in "
-                             f"'{key}.datasets'")
-    if not (sweep_ds and dims):  # no sweep stages: nothing to cross-check
+        raise fail(f"{key}.latent_dims", "a list of distinct positive integers", dims)
+    from_gmvae = get(params, f"{key}.from_gmvae")
+    if isinstance(from_gmvae, list) and any(ds in DATASETS for ds in from_gmvae):
+        raise ParamError(f"params.yaml: '{key}.from_gmvae' lists methods, [gmvae_dpgmm] or [], "
+                         f"not datasets (got {from_gmvae}): the sweep runs on every dataset "
+                         "of 'datasets'")
+    from_gmvae = Names(("gmvae_dpgmm",)).check(f"{key}.from_gmvae", from_gmvae)
+    sweep = _parse(params, key)
+    runs, baseline_encoders = sweep["runs"], sweep["baseline_encoders"]
+    if not dims:  # no sweep stages: nothing to cross-check
         return
     for run in runs:
         method = SWEEP_VARIANTS.get(run, (run, {}))[0]
@@ -444,23 +323,31 @@ def _validate_latent_sweep(params: Params, datasets: list[str], encoders: list[s
 
 
 def validate(params: Params) -> Params:
-    """Check every key a stage may read; raise ParamError on the first bad one."""
+    """Check every key a stage may read against :data:`SCHEMA`, then the rules between
+    keys; raise ParamError on the first bad one. A key the schema does not declare is
+    refused with the closest declared one."""
     if not isinstance(params, Mapping):
         raise ParamError("params.yaml: the top level must be a mapping")
-    check_known_keys(params)
-    nonneg_int(params, "seed")
+    for where in SCHEMA:   # unknown keys first, in every section present
+        node = _node(params, where)
+        if isinstance(node, Mapping):
+            refuse_unknown(where, node, SCHEMA[where])
+    for gate in ("dvmoe", "vade_moe", "deepmoe"):
+        section = (params.get("moe") or {}).get(gate)
+        overrides = section.get("per_dataset") if isinstance(section, Mapping) else None
+        for ds, values in (overrides or {}).items():
+            refuse_unknown(f"moe.{gate}.per_dataset", [ds], DATASETS)
+            if isinstance(values, Mapping):
+                refuse_unknown(f"moe.{gate}.per_dataset.{ds}", values,
+                               set(SCHEMA[f"moe.{gate}"]) - {"per_dataset"})
+    top = _parse(params, "")
     seed_list(params, "seeds")
     device = get(params, "device")
     if not isinstance(device, str) or not _DEVICE_RE.match(device):
-        raise _fail("device", "auto, cpu, cuda or cuda:N", device)
-    choice(params, "precision", PRECISIONS)
-    positive_int(params, "distributed.nproc_per_node")
-    choice(params, "distributed.backend", ("auto", "gloo", "nccl"))
-    datasets = id_list(params, "datasets", DATASETS)
-    encoders = id_list(params, "encoders", ENCODERS)
-    id_list(params, "baselines", BASELINES)
-    methods = id_list(params, "methods", METHODS)
-    for enc in id_list(params, "baseline_encoders", ENCODERS + METHODS):
+        raise fail("device", "auto, cpu, cuda or cuda:N", device)
+    _parse(params, "distributed")
+    datasets, encoders, methods = top["datasets"], top["encoders"], top["methods"]
+    for enc in top["baseline_encoders"]:
         if enc in ENCODERS and enc not in encoders:
             raise ParamError(
                 f"params.yaml: 'baseline_encoders' has {enc!r}, which is not in 'encoders'"
@@ -470,30 +357,21 @@ def validate(params: Params) -> Params:
                 f"params.yaml: 'baseline_encoders' has {enc!r}, which is not in 'methods'"
             )
     _validate_moe(params)
-    if "profile" in params:
-        string(params, "profile")
-    if "collapse_fraction" in params:
-        fraction(params, "collapse_fraction")
-    positive_number(params, "budget.epoch_scale")
-    positive_int(params, "budget.max_train", allow_none=True)
-    positive_int(params, "budget.max_test", allow_none=True)
+    budget = _parse(params, "budget")
     for ds in datasets:
-        _validate_data(params, ds)
-        _validate_model(params, ds)
-        check_clusters_fit(params, ds, get(params, "budget.max_train"), "'budget.max_train'")
-    choice(params, "regression.mode", ("per_class", "global"))
-    positive_int(params, "regression.out_dim")
-    nonneg_number(params, "regression.noise")
+        _parse(params, f"data.{ds}")
+        _parse(params, f"model.{ds}")
+        check_clusters_fit(params, ds, budget["max_train"], "'budget.max_train'")
+    _parse(params, "regression")
     for enc in encoders:
         _validate_training(params, "pretrain", enc)
-    methods = get(params, "methods")
     if methods and "ae" not in encoders:
         # every train@ stage may start from the pretrained autoencoder (VaDE's initialisation)
         raise ParamError("params.yaml: 'encoders' must include 'ae' when 'methods' is not empty")
     moe_runs = (get(params, "moe.gates") or []) + (get(params, "moe.plain_gates") or [])
     if (methods or moe_runs) and ("ae" not in encoders
-                                  or "umap_gmm" not in get(params, "baselines")
-                                  or "ae" not in get(params, "baseline_encoders")):
+                                  or "umap_gmm" not in top["baselines"]
+                                  or "ae" not in top["baseline_encoders"]):
         # every train@, moe@ and moe_plain@ stage depends on the pretrained AE and on the
         # ae+umap_gmm clustering (the start of the mixture models and of the MoE gates)
         raise ParamError("params.yaml: 'encoders' and 'baseline_encoders' must include 'ae' "
@@ -501,8 +379,11 @@ def validate(params: Params) -> Params:
                          "empty (they start from the ae+umap_gmm clustering)")
     for method in methods:
         _validate_training(params, "train", method)
-    _validate_baseline(params)
-    _validate_latent_sweep(params, datasets, encoders, methods)
+    for bl in ("kmeans", "gmm", "dpgmm"):
+        _parse(params, f"baseline.{bl}")
+    if "umap_gmm" in top["baselines"] or "umap_gmm" in params.get("baseline", {}):
+        _parse(params, "baseline.umap_gmm")
+    _validate_latent_sweep(params, encoders, methods)
     return params
 
 

@@ -47,7 +47,7 @@ from vaemix.data import Prepared
 from vaemix.data.common import sha256_array, sha256_file
 from vaemix.io import atomic_dir, save_npz
 from vaemix.metrics import clustering_metrics
-from vaemix.models import Model, build_model, check_option_keys, spec_from_params
+from vaemix.models import Model, build_model, check_options, spec_from_params
 from vaemix.seeds import run_over_seeds, seed_path, seeds_of
 from vaemix.training import (
     Anchor,
@@ -131,7 +131,7 @@ def train_and_export(
     Returns the aggregated metrics that were written.
     """
     settings = scale_schedules(params, training_settings(params, section, method, dataset))
-    check_option_keys(method, settings)  # a misspelled option stops before any work
+    check_options(method, settings)  # a misspelled option stops before any work
     device = resolve_device(params["device"])
     group, device = distributed.setup(device, params["distributed"]["backend"])
     epochs = scaled_epochs(params, int(settings["epochs"]))

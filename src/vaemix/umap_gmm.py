@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from sklearn.metrics import pairwise_distances
 from sklearn.mixture import GaussianMixture
 
 # The N2D paper's MNIST settings; n_components None = the number of clusters.
@@ -38,11 +39,23 @@ DEFAULTS: dict[str, Any] = {
 REG_COVAR = 1e-5  # added to the GMM's covariance diagonals (the embedding has unit scale)
 
 
+# numba compiles UMAP for the CPU it runs on, and code for another CPU can round
+# differently (on spiral, one tiny UMAP + GMM partition moved between two x86 machines). A
+# fixed target makes the embedding the same on every x86-64 CPU with AVX2 (set
+# NUMBA_CPU_NAME=host to compile for this one).
+NUMBA_CPU = "haswell"
+# UMAP.fit computes exact neighbours below this many points (umap-learn's "small data"),
+# NN-descent above; umap_graph does the same.
+UMAP_EXACT_BELOW = 4096
+
+
 def _umap_class() -> Any:
-    """umap.UMAP, imported on first use (importing numba takes seconds); its noisy
-    warnings about parallelism with a fixed seed are silenced."""
+    """umap.UMAP, imported on first use (importing numba takes seconds), with numba's
+    cache folder and CPU target (:data:`NUMBA_CPU`) set first; its noisy warnings about
+    parallelism with a fixed seed are silenced."""
     os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(os.path.expanduser("~"),
                                                           ".cache", "numba"))
+    os.environ.setdefault("NUMBA_CPU_NAME", NUMBA_CPU)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import umap
@@ -85,10 +98,14 @@ def umap_graph(z: np.ndarray, n_neighbors: int, seed: int) -> Any:
     from umap.umap_ import fuzzy_simplicial_set
 
     z = np.asarray(z, dtype=np.float32)
+    k = min(int(n_neighbors), len(z) - 1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        graph, _, _ = fuzzy_simplicial_set(
-            z, min(int(n_neighbors), len(z) - 1), np.random.RandomState(seed), "euclidean")
+        if len(z) < UMAP_EXACT_BELOW:   # exact neighbours, as UMAP.fit on small data
+            graph, _, _ = fuzzy_simplicial_set(pairwise_distances(z), k,
+                                               np.random.RandomState(seed), "precomputed")
+        else:
+            graph, _, _ = fuzzy_simplicial_set(z, k, np.random.RandomState(seed), "euclidean")
     return graph.tocsr()
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from vaemix.config import DATASETS, nonneg_int, positive_int
+from vaemix.config import DATASETS, read
 from vaemix.data import cifar100, mnist, npz, spiral
 from vaemix.data.common import (
     as_features,
@@ -43,10 +43,10 @@ LOADERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 
 def _apply_budget(arrays: dict[str, np.ndarray], params: dict[str, Any]) -> dict[str, Any]:
     """Cap each split in place (class-stratified, seeded); return what was done for the card."""
-    seed = nonneg_int(params, "seed")
+    seed = read(params, "seed")
     report: dict[str, Any] = {}
     for split in ("train", "test"):
-        cap = positive_int(params, f"budget.max_{split}", allow_none=True)
+        cap = read(params, f"budget.max_{split}")
         members = {k: v for k, v in arrays.items() if k.endswith(f"_{split}")}
         before = len(arrays[f"y_{split}"])
         arrays.update(cap_split(members, arrays[f"y_{split}"], cap, rng_for(seed, f"cap-{split}")))
@@ -75,7 +75,7 @@ def prepare_dataset(name: str, params: dict[str, Any], out_dir: Path) -> None:
     }
     extra["params"] = params["data"][name]
     card = build_card(
-        name, loaded["source"], nonneg_int(params, "seed"), arrays, loaded["raw_files"],
+        name, loaded["source"], read(params, "seed"), arrays, loaded["raw_files"],
         budget, extra,
     )
     with atomic_dir(out_dir) as tmp:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from vaemix.config import boolean, string
+from vaemix.config import read
 from vaemix.data.common import sha256_file
 from vaemix.data.mnist import LEAVE_OUT_HINT, download_failure
 from vaemix.errors import DataError
@@ -105,8 +105,8 @@ def ensure_raw(root: Path, download: bool) -> None:
 
 def load(params: dict[str, Any]) -> dict[str, Any]:
     """Read CIFAR-100: x uint8 [N, 3, 32, 32], y = coarse label, y_fine = fine label."""
-    root = Path(string(params, "data.cifar100.root"))
-    ensure_raw(root, boolean(params, "data.cifar100.download"))
+    root = Path(read(params, "data.cifar100.root"))
+    ensure_raw(root, read(params, "data.cifar100.download"))
     arrays: dict[str, np.ndarray] = {}
     raw_files: dict[str, str] = {}
     for split, fname in SPLITS.items():

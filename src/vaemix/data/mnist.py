@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from vaemix.config import boolean, string
+from vaemix.config import read
 from vaemix.data.common import sha256_file
 from vaemix.errors import DataError
 from vaemix.io import write_bytes
@@ -21,8 +21,8 @@ FILES = {
 IMAGE_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions
 LABEL_MAGIC = 0x00000801  # unsigned bytes, 1 dimension
 LEAVE_OUT_HINT = (
-    "or leave the dataset out: dvc exp run -S 'datasets=[spiral]' -S 'latent_sweep.datasets=[]' "
-    "-S 'latent_sweep.from_gmvae=[]' (or edit `datasets` and `latent_sweep` in params.yaml)"
+    "or leave the dataset out: dvc exp run -S 'datasets=[spiral]' (or edit `datasets` in "
+    "params.yaml)"
 )
 
 
@@ -128,8 +128,8 @@ def ensure_raw(root: Path, download: bool) -> None:
 
 def load(params: dict[str, Any]) -> dict[str, Any]:
     """Read MNIST as uint8 [N, 1, 28, 28] with int64 labels."""
-    root = Path(string(params, "data.mnist.root"))
-    ensure_raw(root, boolean(params, "data.mnist.download"))
+    root = Path(read(params, "data.mnist.root"))
+    ensure_raw(root, read(params, "data.mnist.download"))
     out: dict[str, np.ndarray] = {}
     raw_files: dict[str, str] = {}
     for split, (img_name, lab_name) in FILES.items():

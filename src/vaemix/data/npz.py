@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from vaemix.config import fraction, nonneg_int, string
+from vaemix.config import read
 from vaemix.data.common import rng_for, sha256_file, stratified_split
 from vaemix.errors import DataError
 
@@ -56,10 +56,10 @@ def read_user_npz(path: Path) -> tuple[np.ndarray, np.ndarray, list[int]]:
 
 
 def load(params: dict[str, Any]) -> dict[str, Any]:
-    path = Path(string(params, "data.npz.path"))
+    path = Path(read(params, "data.npz.path"))
     x, y, values = read_user_npz(path)
-    seed = nonneg_int(params, "seed")
-    test_fraction = fraction(params, "data.npz.test_fraction")
+    seed = read(params, "seed")
+    test_fraction = read(params, "data.npz.test_fraction")
     train, test = stratified_split(y, test_fraction, rng_for(seed, "split"))
     return {
         "arrays": {"x_train": x[train], "y_train": y[train], "x_test": x[test], "y_test": y[test]},

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from vaemix.config import choice, nonneg_int, nonneg_number, positive_int
+from vaemix.config import read
 from vaemix.data.common import as_features, n_classes_of, rng_for
 from vaemix.errors import DataError
 
@@ -37,10 +37,10 @@ def linear_targets(x: np.ndarray, y: np.ndarray, W: np.ndarray, b: np.ndarray) -
 def make_targets(arrays: dict[str, np.ndarray], params: dict[str, Any]) -> dict[str, Any]:
     """t_train, t_test (float32, standardised), the maps W [C, out, D], b [C, out] (float32)
     and the train mean/std (float64) used to standardise the raw targets."""
-    mode = choice(params, "regression.mode", ("per_class", "global"))
-    out_dim = positive_int(params, "regression.out_dim")
-    noise = nonneg_number(params, "regression.noise")
-    rng = rng_for(nonneg_int(params, "seed"), "regression")
+    mode = read(params, "regression.mode")
+    out_dim = read(params, "regression.out_dim")
+    noise = read(params, "regression.noise")
+    rng = rng_for(read(params, "seed"), "regression")
     y_train, y_test = arrays["y_train"], arrays["y_test"]
     if mode == "per_class":
         if (y_train < 0).any() or (y_test < 0).any():

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from vaemix.config import fraction, nonneg_int, nonneg_number, positive_int, positive_number
+from vaemix.config import read
 from vaemix.data.common import rng_for, stratified_split
 
 
@@ -32,15 +32,15 @@ def make_spiral(
 
 def load(params: dict[str, Any]) -> dict[str, Any]:
     k = "data.spiral"
-    seed = nonneg_int(params, "seed")
+    seed = read(params, "seed")
     x, y = make_spiral(
-        positive_int(params, f"{k}.arms"),
-        positive_int(params, f"{k}.points_per_arm"),
-        positive_number(params, f"{k}.turns"),
-        nonneg_number(params, f"{k}.noise"),
+        read(params, f"{k}.arms"),
+        read(params, f"{k}.points_per_arm"),
+        read(params, f"{k}.turns"),
+        read(params, f"{k}.noise"),
         rng_for(seed, "spiral"),
     )
-    test_fraction = fraction(params, f"{k}.test_fraction")
+    test_fraction = read(params, f"{k}.test_fraction")
     train, test = stratified_split(y, test_fraction, rng_for(seed, "split"))
     return {
         "arrays": {"x_train": x[train], "y_train": y[train], "x_test": x[test], "y_test": y[test]},

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from vaemix.config import ENCODERS, TRAINING_KEYS, refuse_unknown
+from vaemix.config import TRAINING_KEYS, refuse_unknown, training_settings
 from vaemix.models.ae import VAE, AutoEncoder
 from vaemix.models.base import Model, ModelSpec
 from vaemix.models.concrete_gmvae import ConcreteGMVAE
@@ -47,20 +47,37 @@ def spec_from_params(
     )
 
 
-def check_option_keys(name: str, options: Mapping[str, Any]) -> None:
-    """An option neither the model ``name`` (its ``option_keys``) nor the training loop
-    (vaemix.config.TRAINING_KEYS) knows stops here, named as its params key with the
-    closest known one ("'train.vade.lrr': unknown key; did you mean 'lr'?")."""
-    section = f"{'pretrain' if name in ENCODERS else 'train'}.{name}"
-    refuse_unknown(section, options, TRAINING_KEYS | MODELS[name].option_keys)
+def check_options(name: str, settings: Mapping[str, Any],
+                  where: str | None = None) -> dict[str, Any]:
+    """The options of the model ``name`` in ``settings`` (its params section, per-dataset
+    overrides merged), checked before any work: a key neither the model (its ``options``)
+    nor the training loop (vaemix.config.TRAINING) declares stops here with the closest
+    one ("'train.vade.lrr': unknown key; did you mean 'lr'?"), a bad value with its key
+    (under ``where``, default the model's section)."""
+    model = MODELS[name]
+    refuse_unknown(where or model.section, settings, TRAINING_KEYS | set(model.options))
+    return model.parse_options(settings, where)
+
+
+def check_model_sections(params: Mapping[str, Any]) -> None:
+    """:func:`check_options` for every pretrain.<encoder> and train.<method> that
+    ``params`` runs, and for each of their ``per_dataset`` overrides (named as such)."""
+    for section, names in (("pretrain", params["encoders"]), ("train", params["methods"])):
+        for name in names:
+            base = params[section][name]
+            check_options(name, {k: v for k, v in base.items() if k != "per_dataset"})
+            for ds, over in (base.get("per_dataset") or {}).items():
+                where = f"{section}.{name}.per_dataset.{ds}"
+                refuse_unknown(where, over, TRAINING_KEYS | set(MODELS[name].options))
+                check_options(name, training_settings(params, section, name, ds), where)
 
 
 def build_model(name: str, spec: ModelSpec) -> Model:
     if name not in MODELS:
         raise KeyError(f"unknown method {name!r} (known: {', '.join(sorted(MODELS))})")
-    check_option_keys(name, spec.options)
+    check_options(name, spec.options)
     return MODELS[name](spec)
 
 
-__all__ = ["MODELS", "Model", "ModelSpec", "build_model", "check_option_keys",
+__all__ = ["MODELS", "Model", "ModelSpec", "build_model", "check_model_sections", "check_options",
            "spec_from_params"]

@@ -28,23 +28,7 @@ from vaemix.distributions import kl_normal_std, reparameterize
 from vaemix.errors import ParamError
 from vaemix.models.base import Model, ModelSpec
 from vaemix.networks import GaussianHead, Likelihood, build_decoder, build_trunk
-
-
-def _probability(options: dict, key: str) -> float:
-    value = options.get(key, 0.0)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1:
-        raise ParamError(f"params.yaml: 'pretrain.ae.{key}' must be a number in [0, 1), "
-                         f"got {value!r}")
-    return float(value)
-
-
-def _nonneg(options: dict, key: str, upper: float) -> float:
-    value = options.get(key, 0.0)
-    if (isinstance(value, bool) or not isinstance(value, int | float)
-            or not 0 <= value <= upper):
-        raise ParamError(f"params.yaml: 'pretrain.ae.{key}' must be a number in [0, {upper}], "
-                         f"got {value!r}")
-    return float(value)
+from vaemix.schema import Key, Number
 
 
 def random_affine(x: Tensor, max_shift: float, max_degrees: float) -> Tensor:
@@ -65,17 +49,23 @@ def random_affine(x: Tensor, max_shift: float, max_degrees: float) -> Tensor:
 class AutoEncoder(Model):
     """x -> z = f(x) -> p(x|z); trained by maximising ln p(x|f(x))."""
 
-    option_keys = frozenset({"input_dropout", "augment_shift", "augment_rotate"})
+    section = "pretrain.ae"
+    options = {
+        "input_dropout": Key(Number(strict=False, high=1.0), 0.0),   # denoising mask rate
+        "augment_shift": Key(Number(strict=False, high=0.5, high_open=False), 0.0),
+        "augment_rotate": Key(Number(strict=False, high=180.0, high_open=False), 0.0),
+    }
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
+        opts = self.parse_options(spec.options)
         self.trunk = build_trunk(spec.input_shape, spec.net, spec.hidden)
         self.to_z = nn.Linear(self.trunk.out_features, spec.latent_dim)
         self.decoder = build_decoder(spec.input_shape, spec.latent_dim, spec.net, spec.hidden)
         self.likelihood = Likelihood(spec.likelihood, spec.input_shape)
-        self.input_dropout = _probability(spec.options, "input_dropout")
-        self.augment_shift = _nonneg(spec.options, "augment_shift", 0.5)
-        self.augment_rotate = _nonneg(spec.options, "augment_rotate", 180.0)
+        self.input_dropout = opts["input_dropout"]
+        self.augment_shift = opts["augment_shift"]
+        self.augment_rotate = opts["augment_rotate"]
         if (self.augment_shift or self.augment_rotate) and len(spec.input_shape) != 3:
             raise ParamError(
                 "params.yaml: 'pretrain.ae.augment_shift'/'augment_rotate' need image inputs "
@@ -108,6 +98,8 @@ class VAE(Model):
     ELBO = E_q[ln p(x|z)] - KL(q(z|x) || p(z)) (Kingma & Welling 2014, eq. 10), the KL in
     closed form and the expectation with one reparameterised sample.
     """
+
+    section = "pretrain.vae"
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+
+from vaemix.schema import Section, parse_section
 
 
 @dataclass(frozen=True)
@@ -29,13 +32,22 @@ class Model(nn.Module):
     """
 
     clusters: bool = False
-    # the method's own keys in its params section, beside the training loop's
-    # (vaemix.config.TRAINING_KEYS); build_model refuses any other
-    option_keys: frozenset[str] = frozenset()
+    section: str = ""   # its params section, e.g. "train.vade"
+    # the method's own options in that section, each declared once with its type and
+    # default, beside the training loop's (vaemix.config.TRAINING); any other key is refused
+    options: Section = {}
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__()
         self.spec = spec
+
+    @classmethod
+    def parse_options(cls, given: Mapping[str, Any], where: str | None = None) -> dict[str, Any]:
+        """The method's own options among ``given`` (its merged params section), checked
+        against :attr:`options` with defaults filled in; a bad one raises ParamError naming
+        ``<where>.<key>`` (default: its section). Subclasses add the rules between keys."""
+        return parse_section(where or cls.section,
+                             {k: v for k, v in given.items() if k in cls.options}, cls.options)
 
     def loss(self, x: Tensor) -> dict[str, Tensor]:
         """Scalar training terms for a batch; ``"loss"`` is minimised, the rest are logged."""

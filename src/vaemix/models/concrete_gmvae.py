@@ -25,14 +25,12 @@ q(z|x,y) and the decoder per step instead of K (eq. 7):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from vaemix.config import boolean, choice, positive_int, positive_number
 from vaemix.distributions import (
     gumbel_softmax,
     kl_categorical,
@@ -41,27 +39,15 @@ from vaemix.distributions import (
     reparameterize,
 )
 from vaemix.models.base import ModelSpec
-from vaemix.models.gmvae import GMVAE, check_gmvae_options, nested
+from vaemix.models.gmvae import GMVAE
+from vaemix.schema import Bool, Int, Key, Number, OneOf
 
-CONCRETE_DEFAULTS: dict[str, Any] = {
-    "tau": 0.3,
-    "hard": False,
-    "kl_anneal": "linear",
-    "kl_anneal_steps": 2000,
+CONCRETE_OPTIONS = {
+    "tau": Key(Number(), 0.3),           # Concrete temperature, fixed (App. A)
+    "hard": Key(Bool(), False),          # straight-through one-hot samples
+    "kl_anneal": Key(OneOf(("linear", "none")), "linear"),
+    "kl_anneal_steps": Key(Int(), 2000),
 }
-
-
-def check_concrete_options(
-    options: Mapping[str, Any], section: str, defaults: Mapping[str, Any] = CONCRETE_DEFAULTS
-) -> dict[str, Any]:
-    """The Concrete options (tau, hard, KL annealing) with defaults, validated."""
-    opts = {**defaults, **{k: v for k, v in options.items() if k in defaults}}
-    wrapped = nested(section, opts)
-    positive_number(wrapped, f"{section}.tau")
-    boolean(wrapped, f"{section}.hard")
-    choice(wrapped, f"{section}.kl_anneal", ("linear", "none"))
-    positive_int(wrapped, f"{section}.kl_anneal_steps")
-    return opts
 
 
 def kl_weight(step: int, schedule: str, steps: int) -> float:
@@ -75,16 +61,12 @@ class ConcreteGMVAE(GMVAE):
     """GMVAE trained with one Concrete sample of y per example (eq. 7-8)."""
 
     section = "train.concrete_gmvae"
-    option_keys = GMVAE.option_keys | frozenset(CONCRETE_DEFAULTS)
+    options = {**GMVAE.options, **CONCRETE_OPTIONS}
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
         # the training step t of the annealing, saved with the model
         self.register_buffer("step", torch.zeros((), dtype=torch.long))
-
-    def check_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
-        return {**check_gmvae_options(options, self.section),
-                **check_concrete_options(options, self.section)}
 
     def initialise(self, x_train: Tensor, seed: int = 0, **kwargs: Any) -> None:
         """As the GMVAE's; the annealing then starts at step 0, whatever the warm-up ran."""

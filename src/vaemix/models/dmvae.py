@@ -57,7 +57,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vaemix.config import boolean, choice, nonneg_int, positive_number
 from vaemix.distributions import (
     gumbel_softmax,
     kl_categorical,
@@ -85,45 +84,7 @@ from vaemix.networks import (
     build_decoder,
     build_trunk,
 )
-
-SECTION = "train.dmvae"
-DEFAULTS: dict[str, Any] = {
-    "tau_start": 1.0,
-    "tau_end": 0.1,
-    "tau_anneal_epochs": 50,
-    "hard": False,
-    "prior": "uniform",
-    "init": "ae",
-    "init_clusters": "gmm",
-    "mu_init_scale": 1.0,
-    "q_init_epochs": 5,
-    "self_train_epochs": 0,
-    "self_train_weight": 10.0,
-}
-
-
-def check_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """The DMVAE options with defaults filled in; a bad one raises ParamError naming
-    ``train.dmvae.<key>``."""
-    opts = {**DEFAULTS, **{k: v for k, v in options.items() if k in DEFAULTS}}
-    wrapped = {"train": {"dmvae": opts}}
-    positive_number(wrapped, f"{SECTION}.tau_start")
-    positive_number(wrapped, f"{SECTION}.tau_end")
-    if opts["tau_end"] > opts["tau_start"]:
-        raise ParamError(
-            f"params.yaml: '{SECTION}.tau_end' must be at most tau_start "
-            f"({opts['tau_start']!r}), got {opts['tau_end']!r}"
-        )
-    nonneg_int(wrapped, f"{SECTION}.tau_anneal_epochs")
-    boolean(wrapped, f"{SECTION}.hard")
-    choice(wrapped, f"{SECTION}.prior", ("uniform", "learned"))
-    choice(wrapped, f"{SECTION}.init", ("none", "ae"))
-    choice(wrapped, f"{SECTION}.init_clusters", INIT_CLUSTERS)
-    positive_number(wrapped, f"{SECTION}.mu_init_scale")
-    nonneg_int(wrapped, f"{SECTION}.q_init_epochs")
-    nonneg_int(wrapped, f"{SECTION}.self_train_epochs")
-    positive_number(wrapped, f"{SECTION}.self_train_weight")
-    return opts
+from vaemix.schema import Bool, Int, Key, Number, OneOf
 
 
 def tau_at(epoch: int, n_epochs: int, tau_start: float, tau_end: float, anneal: int) -> float:
@@ -141,11 +102,34 @@ class DMVAE(Model):
     learned; trained on the relaxed objective L~ (Singh et al. 2018, sec. 7)."""
 
     clusters = True
-    option_keys = frozenset(DEFAULTS)
+    section = "train.dmvae"
+    options = {
+        "tau_start": Key(Number(), 1.0),   # Gumbel-softmax temperature, annealed ...
+        "tau_end": Key(Number(), 0.1),     # ... to this, exponentially ...
+        "tau_anneal_epochs": Key(Int(0), 50),   # ... over this many epochs
+        "hard": Key(Bool(), False),        # straight-through one-hot samples
+        "prior": Key(OneOf(("uniform", "learned")), "uniform"),
+        "init": Key(OneOf(("none", "ae")), "ae"),
+        "init_clusters": Key(OneOf(INIT_CLUSTERS), "gmm"),
+        "mu_init_scale": Key(Number(), 1.0),
+        "q_init_epochs": Key(Int(0), 5),
+        "self_train_epochs": Key(Int(0), 0),
+        "self_train_weight": Key(Number(), 10.0),
+    }
+
+    @classmethod
+    def parse_options(cls, given: Mapping[str, Any], where: str | None = None) -> dict[str, Any]:
+        opts = super().parse_options(given, where)
+        if opts["tau_end"] > opts["tau_start"]:
+            raise ParamError(
+                f"params.yaml: '{where or cls.section}.tau_end' must be at most tau_start "
+                f"({opts['tau_start']!r}), got {opts['tau_end']!r}"
+            )
+        return opts
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
-        self.opts = check_options(spec.options)
+        self.opts = self.parse_options(spec.options)
         k, d = spec.n_clusters, spec.latent_dim
         # q(z|x): trunk + Gaussian head (as the VAE)
         self.trunk = build_trunk(spec.input_shape, spec.net, spec.hidden)
@@ -252,7 +236,8 @@ class DMVAE(Model):
         if self.opts["init"] != "ae":
             return
         if ae_checkpoint is None:
-            raise ParamError(f"params.yaml: '{SECTION}.init' is 'ae' but no checkpoint was given")
+            raise ParamError(f"params.yaml: '{self.section}.init' is 'ae' but no checkpoint "
+                             "was given")
         copy_autoencoder(load_ae_state(ae_checkpoint), self.trunk, self.posterior.mean,
                          self.decoder, self.likelihood, source=str(ae_checkpoint))
         self.c_trunk.load_state_dict(self.trunk.state_dict())

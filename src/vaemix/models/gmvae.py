@@ -49,7 +49,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vaemix.config import choice, int_list, nonneg_int, positive_number
 from vaemix.distributions import (
     kl_categorical,
     kl_gaussians,
@@ -77,49 +76,13 @@ from vaemix.networks import (
     build_trunk,
     mlp,
 )
+from vaemix.schema import Int, IntList, Key, Number, OneOf
 from vaemix.training import batched
 
-DEFAULTS: dict[str, Any] = {
-    "head_hidden": [512, 256],
-    "prior_init_scale": 1.0,
-    "init": "ae",
-    "q_init_epochs": 10,
-    "init_posterior_var": 0.01,
-    "init_clusters": "gmm",
-    "self_train_epochs": 0,
-    "self_train_weight": 10.0,
-}
 # Range of the prior's log-variances: wider than the encoder's clamp, since the
 # autoencoder's latents (init "ae") are unnormalised (as in VaDE).
 PRIOR_LOGVAR_MIN = -10.0
 PRIOR_LOGVAR_MAX = 10.0
-
-
-def nested(section: str, opts: Mapping[str, Any]) -> dict[str, Any]:
-    """``opts`` placed at the dotted ``section``, so the config checkers name the real key."""
-    wrapped: dict[str, Any] = {}
-    node = wrapped
-    *parents, last = section.split(".")
-    for part in parents:
-        node = node.setdefault(part, {})
-    node[last] = dict(opts)
-    return wrapped
-
-
-def check_gmvae_options(options: Mapping[str, Any], section: str,
-                        inits: tuple[str, ...] = ("ae", "none")) -> dict[str, Any]:
-    """The network options shared by the GMVAE family, validated under ``section``."""
-    opts = {**DEFAULTS, **{k: v for k, v in options.items() if k in DEFAULTS}}
-    wrapped = nested(section, opts)
-    int_list(wrapped, f"{section}.head_hidden")
-    positive_number(wrapped, f"{section}.prior_init_scale")
-    choice(wrapped, f"{section}.init", inits)
-    choice(wrapped, f"{section}.init_clusters", INIT_CLUSTERS)
-    nonneg_int(wrapped, f"{section}.q_init_epochs")
-    positive_number(wrapped, f"{section}.init_posterior_var")
-    nonneg_int(wrapped, f"{section}.self_train_epochs")
-    positive_number(wrapped, f"{section}.self_train_weight")
-    return opts
 
 
 class GMVAE(Model):
@@ -127,11 +90,20 @@ class GMVAE(Model):
 
     clusters = True
     section = "train.gmvae"
-    option_keys = frozenset(DEFAULTS)
+    options = {
+        "head_hidden": Key(IntList(), [512, 256]),   # q(y|x), q(z|x,y) on the shared trunk
+        "prior_init_scale": Key(Number(), 1.0),
+        "init": Key(OneOf(("ae", "none")), "ae"),
+        "q_init_epochs": Key(Int(0), 10),
+        "init_posterior_var": Key(Number(), 0.01),
+        "init_clusters": Key(OneOf(INIT_CLUSTERS), "gmm"),
+        "self_train_epochs": Key(Int(0), 0),
+        "self_train_weight": Key(Number(), 10.0),
+    }
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
-        self.opts = self.check_options(spec.options)
+        self.opts = self.parse_options(spec.options)
         k, d = self.n_components, spec.latent_dim
         head = [int(h) for h in self.opts["head_hidden"]]
         self.trunk = build_trunk(spec.input_shape, spec.net, spec.hidden)
@@ -148,9 +120,6 @@ class GMVAE(Model):
     @property
     def n_components(self) -> int:
         return self.spec.n_clusters
-
-    def check_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
-        return check_gmvae_options(options, self.section)
 
     def init_prior(self, k: int, d: int) -> None:
         """p(z|y) learned; p(y) uniform (eq. 2)."""

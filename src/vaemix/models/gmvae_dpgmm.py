@@ -49,24 +49,24 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import BayesianGaussianMixture
 from torch import Tensor
 
-from vaemix.config import choice, fraction, positive_int, positive_number
 from vaemix.distributions import reparameterize
 from vaemix.errors import DataError, ParamError
 from vaemix.models.base import ModelSpec
-from vaemix.models.concrete_gmvae import ConcreteGMVAE, check_concrete_options
-from vaemix.models.gmvae import GMVAE, check_gmvae_options, nested
+from vaemix.models.concrete_gmvae import ConcreteGMVAE
+from vaemix.models.gmvae import GMVAE
 from vaemix.models.init import MIN_VARIANCE, PARTITION_STARTS, MixtureInit, fit_mixture
+from vaemix.schema import Int, Key, Number, OneOf
 from vaemix.training import batched
 
-DP_DEFAULTS: dict[str, Any] = {
-    "truncation_factor": 3,
-    "weight_concentration_prior": None,  # None: 1 / T (scikit-learn's default)
-    "degrees_of_freedom_prior": None,    # None: the latent dim (scikit-learn's default)
-    "refit_every": 1,
-    "refit_max_points": 10000,
-    "dp_max_iter": 200,
-    "min_weight": 0.01,
-    "refit_on": "sample",
+DP_OPTIONS = {
+    "truncation_factor": Key(Number(low=1.0), 3),   # T = factor * K components
+    "weight_concentration_prior": Key(Number(nullable=True), None),   # None: 1 / T
+    "degrees_of_freedom_prior": Key(Number(nullable=True), None),     # None: the latent dim
+    "refit_every": Key(Int(), 1),
+    "refit_max_points": Key(Int(), 10000),
+    "dp_max_iter": Key(Int(), 200),
+    "min_weight": Key(Number(high=1.0), 0.01),
+    "refit_on": Key(OneOf(("sample", "mean")), "sample"),
 }
 MIN_WEIGHT_FLOOR = 1e-10  # floor on DP weights before taking logs
 # The fitted attributes of BayesianGaussianMixture that its warm start reads.
@@ -102,7 +102,8 @@ class GMVAEDPGMM(ConcreteGMVAE):
     """Concrete-trained GMVAE whose prior p(y), p(z|y) is refit by a DP-GMM (Algorithm 1)."""
 
     section = "train.gmvae_dpgmm"
-    option_keys = ConcreteGMVAE.option_keys | frozenset(DP_DEFAULTS)
+    options = {**ConcreteGMVAE.options, **DP_OPTIONS,
+               "init": Key(OneOf(("ae", "none", "gmvae")), "ae")}   # gmvae: the sweep's
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
@@ -110,27 +111,6 @@ class GMVAEDPGMM(ConcreteGMVAE):
         self._seed = 0
         self._dpgmm: BayesianGaussianMixture | None = None
         self.refits: list[dict[str, int]] = []
-
-    def check_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
-        opts = {**check_gmvae_options(options, self.section, ("ae", "none", "gmvae")),
-                **check_concrete_options(options, self.section)}
-        dp = {**DP_DEFAULTS, **{k: v for k, v in options.items() if k in DP_DEFAULTS}}
-        wrapped = nested(self.section, dp)
-        s = self.section
-        factor = dp["truncation_factor"]
-        if isinstance(factor, bool) or not isinstance(factor, int | float) or factor <= 1:
-            raise ParamError(f"params.yaml: '{s}.truncation_factor' must be a number above 1, "
-                             f"got {factor!r}")
-        if dp["weight_concentration_prior"] is not None:
-            positive_number(wrapped, f"{s}.weight_concentration_prior")
-        if dp["degrees_of_freedom_prior"] is not None:
-            positive_number(wrapped, f"{s}.degrees_of_freedom_prior")
-        positive_int(wrapped, f"{s}.refit_every")
-        positive_int(wrapped, f"{s}.refit_max_points")
-        positive_int(wrapped, f"{s}.dp_max_iter")
-        fraction(wrapped, f"{s}.min_weight")
-        choice(wrapped, f"{s}.refit_on", ("sample", "mean"))
-        return {**opts, **dp}
 
     @property
     def n_components(self) -> int:

@@ -55,7 +55,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from vaemix.config import choice, int_list, nonneg_int, nonneg_number, positive_number
 from vaemix.distributions import kl_categorical, kl_normal_std, reparameterize
 from vaemix.errors import ParamError
 from vaemix.models.base import Model, ModelSpec
@@ -71,35 +70,9 @@ from vaemix.networks import (
     batched_mlp,
     mlp,
 )
+from vaemix.schema import Int, IntList, Key, Number, OneOf
 
-DEFAULTS: dict[str, Any] = {
-    "balance_weight": 100.0,  # the scale of an MNIST negative ELBO, see params.yaml
-    "balance": "cv2",
-    "expert_hidden": [256, 256],
-    "manager_hidden": [500, 500],
-    "init": "none",
-    "init_clusters": "umap_or_spectral",
-    "self_train_epochs": 10,
-    "self_train_weight": 10.0,
-}
 BALANCES = ("cv2", "kl")
-
-
-def _options(spec: ModelSpec) -> dict[str, Any]:
-    """The method's own settings, defaults filled in, checked; errors name train.movae.<key>."""
-    opts = {**DEFAULTS, **{k: spec.options[k] for k in DEFAULTS if k in spec.options}}
-    opts = {k: list(v) if isinstance(v, tuple) else v for k, v in opts.items()}
-    wrapped = {"train": {"movae": opts}}
-    return {
-        "balance_weight": nonneg_number(wrapped, "train.movae.balance_weight"),
-        "balance": choice(wrapped, "train.movae.balance", BALANCES),
-        "expert_hidden": int_list(wrapped, "train.movae.expert_hidden"),
-        "manager_hidden": int_list(wrapped, "train.movae.manager_hidden"),
-        "init": choice(wrapped, "train.movae.init", ("none", "ae")),
-        "init_clusters": choice(wrapped, "train.movae.init_clusters", INIT_CLUSTERS),
-        "self_train_epochs": nonneg_int(wrapped, "train.movae.self_train_epochs"),
-        "self_train_weight": positive_number(wrapped, "train.movae.self_train_weight"),
-    }
 
 
 def balance_cv2(p: Tensor) -> Tensor:
@@ -166,11 +139,22 @@ class MoVAE(Model):
     """Manager + K expert VAEs (Zeldes 2018); cluster of x = argmax_k p_k(x)."""
 
     clusters = True
-    option_keys = frozenset(DEFAULTS)
+    section = "train.movae"
+    options = {
+        "balance_weight": Key(Number(strict=False), 100.0),  # the scale of an MNIST negative
+                                                              # ELBO, see params.yaml
+        "balance": Key(OneOf(BALANCES), "cv2"),
+        "expert_hidden": Key(IntList(), [256, 256]),
+        "manager_hidden": Key(IntList(), [500, 500]),
+        "init": Key(OneOf(("none", "ae")), "none"),
+        "init_clusters": Key(OneOf(INIT_CLUSTERS), "umap_or_spectral"),
+        "self_train_epochs": Key(Int(0), 10),
+        "self_train_weight": Key(Number(), 10.0),
+    }
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
-        opts = _options(spec)
+        opts = self.parse_options(spec.options)
         self.opts = opts
         self.balance_weight: float = opts["balance_weight"]
         self.balance: str = opts["balance"]

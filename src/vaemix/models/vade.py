@@ -13,7 +13,7 @@ sigma^2_cj + s^2_j / sigma^2_cj + (m_j - mu_cj)^2 / sigma^2_cj) + 1/2 sum_j (1 +
 is -sum_c gamma_c KL(N(m, s^2) || N(mu_c, sigma^2_c)) and sum_c gamma_c ln(pi_c / gamma_c)
 is -KL(gamma || pi).
 
-Options (the ``train.vade`` params section, see :data:`DEFAULTS`):
+Options (the ``train.vade`` params section, declared in :attr:`VaDE.options`):
     init               ae: start from the pretrained autoencoder and a diagonal GMM on its
                        latents (Jiang et al. 2017, sec. 3.3) | none: random networks, mu_c ~ N(0, I)
     init_clusters      with init ae: how the first GMM is found on the AE's latents, gmm (EM,
@@ -36,7 +36,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vaemix.config import choice, nonneg_int, positive_int, positive_number
 from vaemix.distributions import (
     kl_categorical,
     kl_gaussians,
@@ -62,16 +61,8 @@ from vaemix.networks import (
     build_decoder,
     build_trunk,
 )
+from vaemix.schema import Int, Key, Number, OneOf
 
-DEFAULTS: dict[str, Any] = {
-    "init": "ae",
-    "init_clusters": "gmm",
-    "self_train_epochs": 0,
-    "self_train_weight": 10.0,
-    "init_posterior_var": 0.01,
-    "predict": "mean",
-    "predict_samples": 10,
-}
 # Range of the prior's log-variances ln sigma^2_c. Wider than the encoder's clamp: the
 # autoencoder's latents are unnormalised, so its GMM can have large variances.
 PRIOR_LOGVAR_MIN = -10.0
@@ -79,29 +70,24 @@ PRIOR_LOGVAR_MAX = 10.0
 PREDICT_SEED = 0  # the fixed seed of the draws of predict: samples
 
 
-def _options(options: dict[str, Any]) -> dict[str, Any]:
-    """The method's own options with defaults, validated; errors name train.vade.<key>."""
-    wrapped = {"train": {"vade": {**DEFAULTS, **options}}}
-    return {
-        "init": choice(wrapped, "train.vade.init", ("ae", "none")),
-        "init_clusters": choice(wrapped, "train.vade.init_clusters", INIT_CLUSTERS),
-        "self_train_epochs": nonneg_int(wrapped, "train.vade.self_train_epochs"),
-        "self_train_weight": positive_number(wrapped, "train.vade.self_train_weight"),
-        "init_posterior_var": positive_number(wrapped, "train.vade.init_posterior_var"),
-        "predict": choice(wrapped, "train.vade.predict", ("mean", "samples")),
-        "predict_samples": positive_int(wrapped, "train.vade.predict_samples"),
-    }
-
-
 class VaDE(Model):
     """VAE with a learnable GMM prior; q(c|x) is the prior's responsibility p(c|z)."""
 
     clusters = True
-    option_keys = frozenset(DEFAULTS)
+    section = "train.vade"
+    options = {
+        "init": Key(OneOf(("ae", "none")), "ae"),
+        "init_clusters": Key(OneOf(INIT_CLUSTERS), "gmm"),
+        "self_train_epochs": Key(Int(0), 0),
+        "self_train_weight": Key(Number(), 10.0),
+        "init_posterior_var": Key(Number(), 0.01),
+        "predict": Key(OneOf(("mean", "samples")), "mean"),
+        "predict_samples": Key(Int(), 10),
+    }
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
-        self.opts = _options(dict(spec.options))
+        self.opts = self.parse_options(spec.options)
         k, d = spec.n_clusters, spec.latent_dim
         self.trunk = build_trunk(spec.input_shape, spec.net, spec.hidden)
         self.posterior = GaussianHead(self.trunk.out_features, d)

@@ -70,9 +70,8 @@ from vaemix.networks import MAX_LOGVAR, MIN_LOGVAR, BatchedLinear, build_trunk
 
 GRADIENT_GATES = ("dvmoe", "vade_moe", "deepmoe")
 OBJECTIVES = ("likelihood", "mse")
-INITS = ("start", "none")  # the option init of the gradient-trained gates (see above)
 __all__ = ["GATES", "GRADIENT_GATES", "LATENT_GATES", "PLAIN_GATES", "AffineExperts", "AffineFit",
-           "GatedMoE", "INITS", "copy_trunk", "fit_affine", "mixed_prediction",
+           "GatedMoE", "copy_trunk", "fit_affine", "mixed_prediction",
            "mixture_log_likelihood", "pack", "reference_predict", "start_moe"]
 MC_SEED = 0  # fixed seed of vade_moe's test-time Monte Carlo draws
 

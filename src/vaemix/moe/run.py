@@ -37,10 +37,7 @@ import numpy as np
 import torch
 
 from vaemix.config import (
-    choice,
-    nonneg_int,
-    nonneg_number,
-    positive_number,
+    GATE_START,
     resolve_device,
     scale_schedules,
     scaled_epochs,
@@ -55,7 +52,6 @@ from vaemix.models.init import load_ae_state, read_start_labels
 from vaemix.moe.gmm_gate import fit_gmm_gate
 from vaemix.moe.model import (
     GRADIENT_GATES,
-    INITS,
     GatedMoE,
     fit_affine,
     one_hot,
@@ -64,13 +60,11 @@ from vaemix.moe.model import (
     start_moe,
 )
 from vaemix.run_ids import RunId
+from vaemix.schema import parse_section
 from vaemix.seeds import ARTIFACTS, run_over_seeds, seed_path, seeds_of
 from vaemix.training import Anchor, TrainConfig, batched, fit, seed_everything, to_tensor
 
 DVMOE_KEYS = ("tau_start", "tau_end", "tau_anneal_epochs", "hard", "prior")
-# the start's defaults where a gate section lacks the key (params.yaml sets them all)
-START_DEFAULTS = {"init": "start", "self_train_epochs": 30, "self_train_weight": 10.0,
-                  "start_ridge": 1e-3}
 
 
 def n_experts_of(params: Mapping[str, Any], dataset: str) -> int:
@@ -113,13 +107,12 @@ def _scores(out: Mapping[str, np.ndarray], t: np.ndarray, y: np.ndarray | None) 
 
 def start_settings(settings: Mapping[str, Any], gate: str) -> dict[str, Any]:
     """``init``, ``self_train_epochs``, ``self_train_weight`` and ``start_ridge`` of a
-    gate's (scaled) settings, defaults filled in; a bad value names ``moe.<gate>.<key>``."""
-    wrapped = {"moe": {gate: {**START_DEFAULTS, **settings}}}
-    key = f"moe.{gate}"
-    return {"init": choice(wrapped, f"{key}.init", INITS),
-            "self_train_epochs": nonneg_int(wrapped, f"{key}.self_train_epochs"),
-            "self_train_weight": positive_number(wrapped, f"{key}.self_train_weight"),
-            "start_ridge": nonneg_number(wrapped, f"{key}.start_ridge")}
+    gate's (scaled) settings (vaemix.config.GATE_START), defaults filled in; a bad value
+    names ``moe.<gate>.<key>``."""
+    start = parse_section(f"moe.{gate}", {k: v for k, v in settings.items() if k in GATE_START},
+                          GATE_START)
+    return {k: start[k] for k in ("init", "self_train_epochs", "self_train_weight",
+                                  "start_ridge")}
 
 
 def start_files(dataset: str, seed: int, seeds: list[int]) -> tuple[Path, Path]:

@@ -225,9 +225,9 @@ def _nagpal_run(res: Results, name: str, dim: int) -> tuple[str | None, str]:
     it is missing)."""
     base, baseline = NAGPAL_RUNS[name]
     sweep = res.params.get("latent_sweep") or {}
-    swept = "mnist" in (sweep.get("datasets") or []) and dim in (sweep.get("latent_dims") or [])
+    swept = "mnist" in res.params["datasets"] and dim in (sweep.get("latent_dims") or [])
     in_sweep = {"vae": base in res.params["encoders"],
-                "gmvae_dpgmm_from_gmvae": "mnist" in (sweep.get("from_gmvae") or [])}.get(
+                "gmvae_dpgmm_from_gmvae": "gmvae_dpgmm" in (sweep.get("from_gmvae") or [])}.get(
         base, base in (sweep.get("runs") or []))
     if baseline:
         in_sweep = in_sweep and base in (sweep.get("baseline_encoders") or [])
