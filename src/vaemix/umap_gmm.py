@@ -18,6 +18,7 @@ same embedding for the same seed and inputs; the GMM is seeded too.
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -60,7 +61,24 @@ def _umap_class() -> Any:
         warnings.simplefilter("ignore")
         import umap
 
+    _cache_compiled_code()
     return umap.UMAP
+
+
+def _cache_compiled_code() -> None:
+    """Keep what numba compiles for umap-learn and pynndescent in its cache folder, as
+    ``cache=True`` would: most of their functions are compiled anew in every process
+    otherwise (10-40 s a stage at any size; loaded from the cache: under a second, the
+    same machine code, so the same numbers)."""
+    from numba.core.registry import CPUDispatcher
+
+    for name, module in list(sys.modules.items()):
+        if module is None or not name.startswith(("umap.", "pynndescent.")):
+            continue
+        for value in list(vars(module).values()):
+            if (isinstance(value, CPUDispatcher)
+                    and type(value._cache).__name__ == "NullCache"):   # not cached yet
+                value.enable_caching()
 
 
 @dataclass
