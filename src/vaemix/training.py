@@ -39,8 +39,10 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from vaemix import distributed
+from vaemix.config import TRAINING
 from vaemix.errors import NumericalError
 from vaemix.io import atomic_dir, save_torch
+from vaemix.schema import defaults
 
 if TYPE_CHECKING:  # the models import this loop's helpers; the loop needs Model for types only
     from vaemix.models.base import Model
@@ -80,19 +82,22 @@ class TrainConfig:
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], epochs: int, seed: int) -> TrainConfig:
+        """From a params section: the training loop's keys (vaemix.config.TRAINING), their
+        declared defaults where absent."""
+        s = {**defaults(TRAINING), **{k: v for k, v in settings.items() if k in TRAINING}}
         return cls(
             epochs=epochs,
-            batch_size=int(settings["batch_size"]),
-            lr=float(settings["lr"]),
-            weight_decay=float(settings.get("weight_decay", 0.0)),
-            eval_every=int(settings.get("eval_every", 5)),
+            batch_size=int(s["batch_size"]),
+            lr=float(s["lr"]),
+            weight_decay=float(s["weight_decay"]),
+            eval_every=int(s["eval_every"]),
             seed=seed,
-            lr_decay=float(settings.get("lr_decay", 1.0)),
-            lr_decay_every=int(settings.get("lr_decay_every", 10)),
-            grad_clip=None if settings.get("grad_clip") is None else float(settings["grad_clip"]),
-            checkpoint_every=int(settings.get("checkpoint_every", 5) or 0),
-            max_loss_growth=_optional_float(settings.get("max_loss_growth", 1e4)),
-            anchor_weight=float(settings.get("anchor_weight", 0.0)),
+            lr_decay=float(s["lr_decay"]),
+            lr_decay_every=int(s["lr_decay_every"]),
+            grad_clip=_optional_float(s["grad_clip"]),
+            checkpoint_every=int(s["checkpoint_every"] or 0),
+            max_loss_growth=_optional_float(s["max_loss_growth"]),
+            anchor_weight=float(s["anchor_weight"]),
         )
 
 
