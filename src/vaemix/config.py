@@ -31,6 +31,7 @@ from vaemix.schema import (
     Section,
     Text,
     fail,
+    is_int,
     parse_section,
 )
 from vaemix.schema import refuse_unknown as schema_refuse_unknown
@@ -211,16 +212,12 @@ def get(params: Mapping[str, Any], key: str) -> Any:
     return node
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
 def seed_list(params: Mapping[str, Any], key: str) -> list[int] | None:
     """A non-empty list of distinct non-negative integers, or null (absent = null)."""
     v = params.get(key) if isinstance(params, Mapping) else None
     if v is None:
         return None
-    if (not isinstance(v, list) or not v or not all(_is_int(i) and i >= 0 for i in v)
+    if (not isinstance(v, list) or not v or not all(is_int(i) and i >= 0 for i in v)
             or len(set(v)) != len(v)):
         raise fail(key, "a non-empty list of distinct non-negative integers, or null", v)
     return list(v)
@@ -291,7 +288,7 @@ def _validate_latent_sweep(params: Params, encoders: list[str], methods: list[st
         return
     key = "latent_sweep"
     dims = get(params, f"{key}.latent_dims")
-    if (not isinstance(dims, list) or not all(_is_int(i) and i > 0 for i in dims)
+    if (not isinstance(dims, list) or not all(is_int(i) and i > 0 for i in dims)
             or len(set(dims)) != len(dims)):
         raise fail(f"{key}.latent_dims", "a list of distinct positive integers", dims)
     from_gmvae = get(params, f"{key}.from_gmvae")
@@ -455,7 +452,7 @@ def scale_schedules(params: Params, settings: Mapping[str, Any]) -> dict[str, An
     out = dict(settings)
     for key in SCHEDULE_KEYS:
         value = out.get(key)
-        if _is_int(value) and value > 0:
+        if is_int(value) and value > 0:
             out[key] = max(1, int(round(value * scale)))
     return out
 

@@ -22,12 +22,13 @@ from vaemix.errors import ParamError
 REQUIRED: Any = object()  # the default of a key params.yaml must set
 
 
-def _is_int(v: Any) -> bool:
+def is_int(v: Any) -> bool:
+    """An integer, not a bool."""
     return isinstance(v, int) and not isinstance(v, bool)
 
 
 def _is_number(v: Any) -> bool:
-    return (_is_int(v) or isinstance(v, float)) and math.isfinite(v)
+    return (is_int(v) or isinstance(v, float)) and math.isfinite(v)
 
 
 def fail(name: str, expected: str, got: Any) -> ParamError:
@@ -47,7 +48,7 @@ class Int:
     def check(self, name: str, v: Any) -> int | None:
         if v is None and self.nullable:
             return None
-        if not _is_int(v) or v < self.low:
+        if not is_int(v) or v < self.low:
             what = {1: "a positive integer", 0: "a non-negative integer"}.get(
                 self.low, f"an integer of at least {self.low}")
             raise fail(name, what + (" or null" if self.nullable else ""), v)
@@ -127,7 +128,7 @@ class IntList:
             return None
         if isinstance(v, tuple):
             v = list(v)
-        if not isinstance(v, list) or not v or not all(_is_int(i) and i > 0 for i in v):
+        if not isinstance(v, list) or not v or not all(is_int(i) and i > 0 for i in v):
             raise fail(name, "a non-empty list of positive integers"
                        + (" or null" if self.nullable else ""), v)
         return list(v)
