@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from vaemix.regress import (
@@ -11,9 +12,12 @@ from vaemix.regress import (
     Tolerance,
     Tolerances,
     compare,
+    load_reference,
     load_tolerances,
     main,
     markdown,
+    report,
+    spread,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,8 +68,52 @@ def test_committed_tolerances_and_reference_are_well_formed():
     tol = load_tolerances(ROOT / "tolerances.yaml")
     assert {"train_seconds", "samples_per_second"} <= tol.ignore
     assert tol.of("acc").allowed(0.9) < 0.1  # an ACC drop of 0.1 always fails the gate
-    reference = json.loads((ROOT / "tests/reference/tiny_metrics.json").read_text())
+    # nor can a gated ACC's spread allow it: k * the largest std not counted as noise
+    assert tol.spread_k * tol.of("acc").noise_abs < 0.5
+    reference, made_on = load_reference(ROOT / "tests/reference/tiny_metrics.json")
     assert reference and all(not (set(m) & tol.ignore) for m in reference.values())
+    assert made_on["cpu"] and made_on["threads"]["OMP_NUM_THREADS"] == "1"
+
+
+def test_spread_is_the_sample_std_over_the_runs_that_hold_a_metric():
+    runs = {"a": {"f.json": {"acc": 0.90, "elbo": -100.0}},
+            "b": {"f.json": {"acc": 0.94, "elbo": float("nan")}},
+            "c": {"f.json": {"acc": 0.95}, "g.json": {"acc": 0.5}}}
+    std = spread(runs)
+    assert std["f.json"]["acc"] == pytest.approx(np.std([0.90, 0.94, 0.95], ddof=1))
+    assert "elbo" not in std["f.json"] and "g.json" not in std  # fewer than two values
+
+
+def test_measured_spread_widens_the_floor_or_marks_noise():
+    tol = Tolerances(default=Tolerance(abs=0.01),
+                     per_metric={"acc": Tolerance(abs=0.02, better="higher", noise_abs=0.08)},
+                     ignore=frozenset(), spread_k=4.0)
+    old, noise = {"f.json": {"acc": 0.9}}, {"f.json": {"acc": 0.01}}
+
+    def row(new, std=None):
+        (r,) = compare(old, {"f.json": {"acc": new}},
+                       tol, None if std is None else {"f.json": {"acc": std}})
+        return r
+
+    assert row(0.87).status == "worse"                       # floor 0.02, no spread known
+    assert row(0.87, 0.01).status == "ok" and row(0.87, 0.01).allowed == pytest.approx(0.04)
+    assert row(0.85, 0.01).status == "worse"                 # past 4 std
+    assert row(0.89, 0.001).allowed == 0.02                  # a tiny spread keeps the floor
+    assert row(0.2, 0.09).status == "noise" and row(0.2, 0.09).allowed is None
+    rows = compare(old, {"f.json": {"acc": 0.1}}, tol, {"f.json": {"acc": 0.09}})
+    assert "1 not gated: noise" in report(rows, FAIL_STRICT, "a", "b")
+    assert compare(old, old, tol, noise)[0].status == "ok"
+
+
+def test_noise_bounds_are_read_and_checked(tmp_path):
+    path = tmp_path / "tol.yaml"
+    path.write_text("spread: {k: 3}\nmetrics:\n  elbo: {abs: 0.5, noise: {rel: 0.1}}\n")
+    tol = load_tolerances(path)
+    assert tol.spread_k == 3 and tol.of("elbo").is_noise(-100.0, 10.5)
+    assert not tol.of("elbo").is_noise(-100.0, 9.5) and not tol.of("acc").is_noise(0.5, 9.0)
+    path.write_text("metrics:\n  acc: {noise: {abs: -1}}\n")
+    with pytest.raises(ValueError, match="metrics.acc.noise.abs"):
+        load_tolerances(path)
 
 
 def test_bad_tolerance_file_is_named(tmp_path):
@@ -83,12 +131,16 @@ def test_check_and_update_commands(tmp_path, capsys):
     args = ["--tolerances", str(ROOT / "tolerances.yaml"), "--reference", str(ref),
             "--metrics", str(metrics)]
     assert main(["update", *args]) == 0
-    assert json.loads(ref.read_text()) == {"spiral/vade.json": {"acc": 0.9}}
+    assert json.loads(ref.read_text())["metrics"] == {"spiral/vade.json": {"acc": 0.9}}
     assert main(["check", *args]) == 0
     (metrics / "spiral/vade.json").write_text(json.dumps({"acc": 0.97, "train_seconds": 5.0}))
     (metrics / "spiral/new.json").write_text(json.dumps({"acc": 0.5}))
     capsys.readouterr()
     assert main(["check", *args]) == 1  # the gate fails on an improvement too
     out = capsys.readouterr().out
-    assert "| spiral/vade.json | acc | 0.9 | 0.97 | +0.07 | ±0.05 | better |" in out
+    assert "| spiral/vade.json | acc | 0.9 | 0.97 | +0.07 | ±0.02 | better |" in out
     assert "| spiral/new.json | acc | - | 0.5 | - | - | new |" in out
+    spread_file = tmp_path / "spread.json"  # two runs 0.05 apart: std 0.035, 4 std 0.14
+    spread_file.write_text(json.dumps({"runs": {
+        "a": {"spiral/vade.json": {"acc": 0.90}}, "b": {"spiral/vade.json": {"acc": 0.95}}}}))
+    assert main(["check", *args, "--spread", str(spread_file)]) == 0
