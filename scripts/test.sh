@@ -9,4 +9,5 @@ bash scripts/setup.sh
 # the same kernels on every x86-64 CPU (the gate's reference may come from another one)
 . scripts/portable_numerics.sh
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 NUMBA_NUM_THREADS=1
+.venv/bin/python -c "from vaemix.regress import describe, machine; print('CPU:', describe(machine()))"
 .venv/bin/python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder "$@"

@@ -25,24 +25,26 @@ def _balanced_labels(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
     return rng.permutation(np.arange(n) % k).astype(np.int64)
 
 
-def mnist_like(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` uint8 images [n, 28, 28] (digit-like class blobs on black) and labels 0..9."""
+def mnist_like(n: int, seed: int, max_shift: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` uint8 images [n, 28, 28] (digit-like class blobs on black, each shifted by up to
+    ``max_shift`` pixels along each axis) and labels 0..9."""
     protos = np.zeros((10, 28, 28))
     coarse = np.random.default_rng(_PATTERN_SEED).random((10, 5, 5)) < 0.45
     protos[:, 4:24, 4:24] = _upsample(coarse.astype(float), 4)
     rng = np.random.default_rng(seed)
     y = _balanced_labels(n, 10, rng)
     x = protos[y] * rng.uniform(180, 255, size=(n, 1, 1))
-    shifts = rng.integers(-2, 3, size=(n, 2))
+    shifts = rng.integers(-max_shift, max_shift + 1, size=(n, 2))
     for i, (dr, dc) in enumerate(shifts):
         x[i] = np.roll(x[i], (dr, dc), axis=(0, 1))
     x += rng.normal(0, 20, size=x.shape)
     return np.clip(x, 0, 255).astype(np.uint8), y
 
 
-def write_mnist_raw(root: Path, n_train: int, n_test: int, seed: int) -> Path:
+def write_mnist_raw(root: Path, n_train: int, n_test: int, seed: int,
+                    max_shift: int = 2) -> Path:
     """Write ``root/MNIST/raw/*-ubyte`` (uncompressed IDX) with n_train / n_test images."""
-    x, y = mnist_like(n_train + n_test, seed)
+    x, y = mnist_like(n_train + n_test, seed, max_shift)
     folder = raw_dir(root)
     folder.mkdir(parents=True, exist_ok=True)
     for split, sl in (("train", slice(0, n_train)), ("test", slice(n_train, None))):
