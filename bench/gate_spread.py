@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from vaemix.io import write_text  # noqa: E402
 from vaemix.regress import (  # noqa: E402
+    FAIL_STRICT,
     compare,
     describe,
     load_reference,
@@ -46,6 +47,24 @@ def kernel_moves(runs: dict) -> list[str]:
         moved = sum(x != y for x, y in pairs)
         lines.append(f"- {label.split('-')[0]}: {moved} of {len(pairs)} metrics differ "
                      "between the portable and the native kernels")
+    return lines
+
+
+def leave_one_out(reference: dict, runs: dict, tolerances) -> list[str]:
+    """Lines: each run against the reference with tolerances from the other runs only
+    (what a seventh run, or another CPU whose bits differ, meets)."""
+    lines = []
+    for label in sorted(runs):
+        if runs[label] == reference:
+            continue
+        others = spread({k: v for k, v in runs.items() if k != label})
+        failed = [r for r in compare(reference, runs[label], tolerances, others)
+                  if r.status in FAIL_STRICT]
+        worst = sorted(failed, key=lambda r: -abs(r.change or 0))[:3]
+        lines.append(f"- {label}: {len(failed)} metrics fail"
+                     + ("" if not worst else ", e.g. " + "; ".join(
+                         f"`{r.path}` {r.metric} {r.old:.4g} → {r.new:.4g} "
+                         f"(allowed ±{r.allowed:.3g})" for r in worst)))
     return lines
 
 
@@ -80,6 +99,8 @@ def main() -> None:
     lines += ["", f"Not gated ({len(noise)} of {len(rows)}):", ""]
     lines += [f"- `{r.path}` {r.metric} (reference {r.old:.4g})" for r in noise] or ["- none"]
     lines += ["", "Portable against native kernels on this CPU:", "", *kernel_moves(runs), ""]
+    lines += ["Leave one out (each run, tolerances from the other runs alone):", "",
+              *leave_one_out(reference, runs, tolerances), ""]
     lines += ["Reference ACC of the mixture models (seed 0, portable kernels):", "",
               "| run | mnist | spiral |", "|---|---:|---:|"]
     for run in ("ae+umap_gmm", "vade", "dmvae", "movae", "gmvae", "concrete_gmvae",

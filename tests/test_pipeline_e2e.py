@@ -228,23 +228,22 @@ def test_metrics_match_the_committed_reference(project):
     assert not failed, f"{UPDATE}\n{where}\n{table}"
 
 
-def test_the_gate_passes_every_measured_run():
-    """Every committed spread run (other seeds; this CPU's own kernels instead of the
-    portable ones) passes the gate against the reference. Left out of the spread, each run
-    fails on a few metrics that the other five never moved (a cluster merge in one seed):
-    six runs do not bound those tails (reports/benchmarks/regression_gate.md)."""
-    from vaemix.regress import FAIL_STRICT, compare, load_reference, load_tolerances, spread
+def test_the_committed_reference_is_the_portable_seed0_run_of_the_spread():
+    """The reference is one of the spread's runs (seed 0, portable kernels: what CI runs),
+    made with the pins and one thread, and the spread holds other seeds and the CPU's own
+    kernels. (Each run against the full spread cannot fail: with six runs no run is more than
+    3.2 std from another. Leave-one-out does fail, on rare cluster merges: measured in
+    reports/benchmarks/regression_gate_spread.md, not asserted.)"""
+    from vaemix.regress import PINS, load_reference
 
     runs = json.loads(SPREAD.read_text())["runs"]
     reference, made_on = load_reference(REFERENCE)
-    assert made_on.get("cpu") and made_on["pins"].get("MKL_CBWR") == "COMPATIBLE"
     assert runs["seed0-portable"] == reference
-    assert len(runs) >= 4 and any(label.endswith("-native") for label in runs)
-    tolerances, noise = load_tolerances(ROOT / "tolerances.yaml"), spread(runs)
-    for label, metrics in runs.items():
-        failed = [r for r in compare(reference, metrics, tolerances, noise)
-                  if r.status in FAIL_STRICT]
-        assert not failed, (label, failed[:5])
+    assert made_on["cpu"] and set(made_on["pins"]) >= set(PINS) - {"NPY_DISABLE_CPU_FEATURES"}
+    assert made_on["pins"]["MKL_CBWR"] == "COMPATIBLE"
+    assert made_on["threads"] == {k: "1" for k in made_on["threads"]}
+    seeds = {label.split("-")[0] for label in runs}
+    assert len(seeds) >= 4 and any(label.endswith("-native") for label in runs)
 
 
 def test_most_of_the_gate_is_gated():
