@@ -6,6 +6,11 @@ NMI, ARI, test_recon_ll and minutes per (dataset, method) to
 ``reports/benchmarks/quality.md`` (and the raw numbers to ``quality.json``).
 
     python bench/quality.py --raw data/raw --seeds 0 1 2 --epoch-scale 1.0
+    python bench/quality.py --protocol paper --methods vade dmvae ... --name quality_paper
+
+``--protocol paper`` trains each method as its paper does (vaemix.protocols; rows
+``<method>_paper``). train_acc / train_nmi are the transductive scores, on the 8000 images
+the clustering was fitted on.
 
 ``--raw`` must hold the MNIST files in the torchvision layout, e.g. the dev split made by
 ``python scripts/make_mnist_split.py ../shared/data/mnist-t10k data/raw``.
@@ -30,17 +35,19 @@ from vaemix.baselines import evaluate_baseline, fit_baseline, load_latents
 from vaemix.config import validate
 from vaemix.data import load_prepared, prepare_dataset
 from vaemix.io import save_npz, write_json, write_text
-from vaemix.metrics import clustering_metrics
+from vaemix.metrics import clustering_metrics, transductive_metrics
 from vaemix.runs import ARTIFACTS, train_and_export
 
 ROOT = Path(__file__).resolve().parents[1]
-KEYS = ("start_acc", "acc", "nmi", "ari", "test_recon_ll", "seconds_per_epoch", "minutes")
+KEYS = ("start_acc", "acc", "nmi", "train_acc", "train_nmi", "ari", "test_recon_ll",
+        "seconds_per_epoch", "minutes")
 # trained methods whose latents also get the baselines (Nagpal et al. 2019, Table 1)
 BASELINE_ENCODERS = ("gmvae",)
 
 
 def run_seed(
-    params: dict, datasets: list[str], methods: list[str], raw: Path, seed: int
+    params: dict, datasets: list[str], methods: list[str], raw: Path, seed: int,
+    protocol: str = "vaemix",
 ) -> list[dict]:
     rows = []
     params = copy.deepcopy(params)
@@ -66,9 +73,11 @@ def run_seed(
                 for bl in ("kmeans", "gmm", "umap_gmm"):
                     fit = fit_baseline(bl, latents["z_train"], k, params["baseline"][bl], seed)
                     bm = clustering_metrics(latents["y_test"], fit.predict(latents["z_test"]))
+                    tm = transductive_metrics(latents["y_train"],
+                                              fit.train_labels(latents["z_train"]))
                     rows.append({"dataset": ds, "method": f"ae+{bl}", "seed": seed,
                                  "minutes": ae_minutes + fit.fit_seconds / 60,
-                                 **{key: bm[key] for key in ("acc", "nmi", "ari")},
+                                 **{key: bm[key] for key in ("acc", "nmi", "ari")}, **tm,
                                  "n_clusters_used": bm["n_clusters_used"]})
                     print(json.dumps(rows[-1]), flush=True)
                 # the start of the mixture models: ae+umap_gmm's training clusters, as the
@@ -81,20 +90,25 @@ def run_seed(
                     init = {"ae_checkpoint": ARTIFACTS / ds / "ae" / "model.pt",
                             "start": {"umap": params["baseline"].get("umap_gmm"),
                                       "file": start_file}}
-                    m = train_and_export(method, ds, data, params, "train", init=init)
+                    if protocol == "paper":   # the paper's own start: no N2D partition
+                        init.pop("start")
+                    m = train_and_export(method, ds, data, params, "train", init=init,
+                                         protocol=protocol)
                     minutes = (time.perf_counter() - start) / 60
-                    rows.append({"dataset": ds, "method": method, "seed": seed,
+                    name = method + ("_paper" if protocol == "paper" else "")
+                    rows.append({"dataset": ds, "method": name, "seed": seed,
                                  "minutes": minutes, **{key: m.get(key) for key in
-                                 ("start_acc", "acc", "nmi", "ari", "test_recon_ll",
+                                 ("start_acc", "acc", "nmi", "ari", "train_acc", "train_nmi",
+                                  "train_n_clusters_used", "test_recon_ll",
                                   "n_clusters_used", "seconds_per_epoch",
                                   "n_components_effective", "collapsed")}})
                     print(json.dumps(rows[-1]), flush=True)
                     if method in BASELINE_ENCODERS:
-                        latents = load_latents(ARTIFACTS / ds / method / "latents.npz")
+                        latents = load_latents(ARTIFACTS / ds / name / "latents.npz")
                         for bl in ("kmeans", "gmm", "dpgmm"):
                             bm, _ = evaluate_baseline(bl, latents, k, params["baseline"][bl],
                                                       seed)
-                            rows.append({"dataset": ds, "method": f"{method}+{bl}",
+                            rows.append({"dataset": ds, "method": f"{name}+{bl}",
                                          "seed": seed, "n_clusters_used": bm["n_clusters_used"],
                                          "minutes": minutes + bm["train_seconds"] / 60,
                                          **{key: bm.get(key) for key in
@@ -174,6 +188,7 @@ def main() -> None:
     ap.add_argument("--datasets", nargs="+", default=["mnist", "spiral"])
     ap.add_argument("--methods", nargs="+", default=["vade", "dmvae", "movae"])
     ap.add_argument("--epoch-scale", type=float, default=1.0)
+    ap.add_argument("--protocol", choices=("vaemix", "paper"), default="vaemix")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=ROOT / "reports" / "benchmarks")
     ap.add_argument("--name", default="quality",
@@ -209,11 +224,12 @@ def main() -> None:
     start = time.perf_counter()
     rows = []
     for seed in args.seeds:
-        rows += run_seed(params, args.datasets, args.methods, args.raw, seed)
+        rows += run_seed(params, args.datasets, args.methods, args.raw, seed, args.protocol)
     total = (time.perf_counter() - start) / 60
     command = "python bench/quality.py " + " ".join(
         [f"--seeds {' '.join(map(str, args.seeds))}", f"--epoch-scale {args.epoch_scale}",
-         f"--datasets {' '.join(args.datasets)}", f"--methods {' '.join(args.methods)}"]
+         f"--datasets {' '.join(args.datasets)}", f"--methods {' '.join(args.methods)}",
+         f"--protocol {args.protocol}"]
         + [f"--set {s}" for s in args.set] + [f"--name {args.name}"])
     header = (
         "# Clustering quality (test split, mean ± std over seeds)\n\n"

@@ -12,10 +12,12 @@ every output named ``<run>_z<d>`` (``reports/metrics/<dataset>/<run>_z<d>.json``
   python stages/sweep.py baselines <dataset> <encoder> <baseline> <d>
                                                               baselines_z@: vae_z<d>+gmm, ...
 
-A run of ``latent_sweep.runs`` is a method of ``methods`` trained with its ``train.<method>``
-settings, or one of the two Gumbel variants of the alternating network,
-``gmvae_dpgmm_soft`` / ``gmvae_dpgmm_hard`` (``train.gmvae_dpgmm`` with ``hard`` false /
-true). The trained runs start from ``ae_z<d>`` (``init: ae``), over every seed of ``seeds``.
+A run of ``latent_sweep.runs`` is a method of ``methods`` trained as its paper trains it
+(the ``paper`` protocol, vaemix.protocols: the sweep reproduces Nagpal et al.'s tables, so
+it runs their recipe, not vaemix's start), or one of the two Gumbel variants of the
+alternating network, ``gmvae_dpgmm_soft`` / ``gmvae_dpgmm_hard`` (its recipe with ``hard``
+false / true). A recipe with a pretrained start starts from ``ae_z<d>``; every run goes
+over every seed of ``seeds``.
 The sweep runs on every dataset of ``datasets``.
 """
 
@@ -73,12 +75,10 @@ def main(argv: list[str]) -> None:
             method, overrides = args[1], {"init": "gmvae"}
             require_listed(params, "latent_sweep.from_gmvae", method)
             run = f"{method}_from_gmvae"
-        swept["train"][method].update(overrides)
         init = {"ae_checkpoint": ARTIFACTS / dataset / run_name("ae", d) / "model.pt",
-                "gmvae_checkpoint": ARTIFACTS / dataset / run_name("gmvae", d) / "model.pt",
-                "start": {"umap": params["baseline"].get("umap_gmm")}}
+                "gmvae_checkpoint": ARTIFACTS / dataset / run_name("gmvae", d) / "model.pt"}
         train_and_export(method, dataset, load_prepared(dataset), swept, "train", init=init,
-                         name=run_name(run, d))
+                         name=run_name(run, d), protocol="paper", overrides=overrides)
     else:
         _baselines(params, dataset, args[1], args[2], d)
 

@@ -132,11 +132,12 @@ def test_baseline_encoder_must_be_pretrained(params):
 
 
 def test_baseline_encoder_method_must_be_trained(params):
-    params["methods"] = ["vade"]
-    params["baseline_encoders"] = ["ae", "gmvae"]
-    with pytest.raises(ParamError, match="'baseline_encoders' has 'gmvae', which is not in "
-                                         "'methods'"):
-        validate(params)
+    params["methods"], params["paper_starts"] = ["vade"], []
+    for enc in ("gmvae", "gmvae_paper"):   # vaemix's run and the paper's both need the method
+        params["baseline_encoders"] = ["ae", enc]
+        with pytest.raises(ParamError, match=f"'baseline_encoders' has '{enc}', and 'gmvae' "
+                                             "is not in 'methods'"):
+            validate(params)
 
 
 def test_epoch_scale(params):
@@ -194,7 +195,7 @@ def test_schedules_scale_with_the_budget():
 @pytest.mark.parametrize("change", [
     {"baselines": ["kmeans", "gmm"]},                       # the N2D start is not fitted
     {"baseline_encoders": ["vae"]},                          # nor on the AE's codes
-    {"methods": [], "baselines": ["kmeans"]},                # the MoE gates start from it too
+    {"methods": [], "paper_starts": [], "baselines": ["kmeans"]},   # the MoE gates start from it
 ])
 def test_the_start_the_models_need_is_required(params, change):
     bad = copy.deepcopy(params)
@@ -204,7 +205,7 @@ def test_the_start_the_models_need_is_required(params, change):
     with pytest.raises(ParamError, match="umap_gmm"):
         validate(bad)
     bad["moe"].update(gates=[], plain_gates=[])
-    bad["methods"] = []
+    bad["methods"], bad["paper_starts"] = [], []
     validate(bad)        # nothing starts from it: no need
 
 

@@ -38,7 +38,7 @@ def project(tmp_path_factory) -> Path:
         shutil.copytree(ROOT / folder, proj / folder,
                         ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     params = tiny_params()
-    params.update(datasets=["spiral"], encoders=["ae"], methods=["vade"],
+    params.update(datasets=["spiral"], encoders=["ae"], methods=["vade"], paper_starts=[],
                   baselines=["kmeans", "umap_gmm"],  # umap_gmm: the start of every model
                   baseline_encoders=["ae"])
     params["moe"].update(gates=[], plain_gates=["linear"])

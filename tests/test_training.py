@@ -89,6 +89,26 @@ def test_the_anchor_adds_its_weighted_cross_entropy_to_the_loss():
         record["train/recon_nll"] + record["train/kl_z"] + 2.5 * ce, rel=1e-6)
 
 
+def test_the_learning_rate_decays_to_its_floor_and_adam_takes_its_epsilon():
+    """VaDE's schedule (Jiang et al.'s code): lr x 0.9 every epoch here, never below lr_min,
+    the floor reached and held; Adam's epsilon from the settings."""
+    model = _Terms()
+    lrs = []
+
+    def watch(m):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        return {}
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.002, eps=1e-4)
+    config = TrainConfig(epochs=6, batch_size=4, lr=0.002, lr_decay=0.5, lr_decay_every=1,
+                         lr_min=0.0003, adam_eps=1e-4, eval_every=1)
+    fit(model, torch.zeros(8, 2), config, evaluate=watch, optimizer=optimizer)
+    assert lrs == pytest.approx([0.001, 0.0005, 0.0003, 0.0003, 0.0003, 0.0003])
+    defaults = TrainConfig.from_settings({"epochs": 1, "batch_size": 4, "lr": 0.1,
+                                          "adam_eps": 1e-4}, 1, 0)
+    assert defaults.adam_eps == 1e-4 and defaults.lr_min == 0.0
+
+
 class _Terminal(io.StringIO):
     def isatty(self):
         return True

@@ -23,7 +23,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import BayesianGaussianMixture, GaussianMixture
 
 from vaemix.errors import DataError
-from vaemix.metrics import clustering_metrics
+from vaemix.metrics import clustering_metrics, transductive_metrics
 
 # Added to the diagonal of every covariance. The latents are standardised first, so this
 # is small against unit variance; it keeps collapsed (constant) latent dims from making a
@@ -250,9 +250,11 @@ def run_baseline(params: Mapping[str, Any], dataset: str, encoder_run: str,
         pred = fit.predict(latents["z_test"])
         # the training points' clusters too: ae+umap_gmm's are the start of the mixture
         # models (init_clusters: umap)
+        pred_train = fit.train_labels(latents["z_train"])
         io.save_npz(artifacts / "pred.npz", pred_test=pred, y_test=latents["y_test"],
-                    pred_train=fit.train_labels(latents["z_train"]))
-        return _test_metrics(fit, latents["y_test"], pred, seed)
+                    pred_train=pred_train, y_train=latents["y_train"])
+        return {**_test_metrics(fit, latents["y_test"], pred, seed),
+                **transductive_metrics(latents["y_train"], pred_train)}
 
     return run_over_seeds(params, dataset, RunId.parse(encoder_run).with_baseline(baseline).name,
                           fit_seed,

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from vaemix.errors import ParamError
+from vaemix.protocols import paper_run, split_run
 from vaemix.schema import (
     Any_,
     Bool,
@@ -43,6 +44,8 @@ ENCODERS = ("ae", "vae")
 METHODS: tuple[str, ...] = (
     "vade", "dmvae", "movae", "gmvae", "concrete_gmvae", "gmvae_dpgmm"
 )
+# The same methods as their papers train them (vaemix.protocols): train_paper@ stages
+PAPER_METHODS: tuple[str, ...] = tuple(paper_run(m) for m in METHODS)
 BASELINES = ("kmeans", "gmm", "dpgmm", "umap_gmm")
 # Mixture-of-experts gates (vaemix.moe.model). Those with a latent space are swept over
 # moe.latent_dims (stage moe@<dataset>-<gate>-<d>); the others run once (moe_plain@).
@@ -76,7 +79,9 @@ TRAINING: Section = {   # the training loop (vaemix.training.TrainConfig)
     "weight_decay": Key(NONNEG, 0.0),
     "eval_every": Key(Int(), 5),
     "lr_decay": Key(POSITIVE, 1.0),        # the learning rate times this ...
-    "lr_decay_every": Key(Int(), 10),      # ... every this many epochs
+    "lr_decay_every": Key(Int(), 10),      # ... every this many epochs ...
+    "lr_min": Key(NONNEG, 0.0),            # ... never below this
+    "adam_eps": Key(POSITIVE, 1e-8),       # Adam's epsilon
     "grad_clip": Key(Number(nullable=True), None),   # max gradient norm; null = none
     "checkpoint_every": Key(Int(0), 5),    # epochs between checkpoints; 0 = none
     "max_loss_growth": Key(Number(nullable=True), 1e4),  # divergence guard; null = off
@@ -117,7 +122,10 @@ SCHEMA: dict[str, Section] = {
         "encoders": Key(Names(ENCODERS)),
         "methods": Key(Names(METHODS)),
         "baselines": Key(Names(BASELINES)),
-        "baseline_encoders": Key(Names(ENCODERS + METHODS)),
+        "baseline_encoders": Key(Names(ENCODERS + METHODS + PAPER_METHODS)),
+        # methods also trained by their paper's recipe from the other start (pretrained <->
+        # random; Singh et al. 2018, sec. 8.1): runs <method>_paper_other_start
+        "paper_starts": Key(Names(METHODS), []),
         "collapse_fraction": Key(FRACTION, 0.5),
         **{k: _NESTED for k in ("distributed", "budget", "data", "regression", "model",
                                 "pretrain", "train", "baseline", "moe")},
@@ -132,7 +140,8 @@ SCHEMA: dict[str, Section] = {
     "data.cifar100": {"root": Key(Text()), "download": Key(Bool())},
     "data.spiral": {"arms": Key(Int()), "points_per_arm": Key(Int()), "turns": Key(POSITIVE),
                     "noise": Key(NONNEG), "test_fraction": Key(FRACTION)},
-    "data.npz": {"path": Key(Text()), "test_fraction": Key(FRACTION)},
+    # test_fraction 0: transductive, the test split is every image (vaemix.data.npz)
+    "data.npz": {"path": Key(Text()), "test_fraction": Key(Number(high=1.0, strict=False))},
     "regression": {"mode": Key(OneOf(("per_class", "global"))), "out_dim": Key(Int()),
                    "noise": Key(NONNEG)},
     "model": {ds: Key(Any_(), None) for ds in DATASETS},
@@ -349,10 +358,16 @@ def validate(params: Params) -> Params:
             raise ParamError(
                 f"params.yaml: 'baseline_encoders' has {enc!r}, which is not in 'encoders'"
             )
-        if enc in METHODS and enc not in methods:
+        method = split_run(enc)[0]
+        if method in METHODS and method not in methods:
             raise ParamError(
-                f"params.yaml: 'baseline_encoders' has {enc!r}, which is not in 'methods'"
+                f"params.yaml: 'baseline_encoders' has {enc!r}, and {method!r} is not in "
+                "'methods'"
             )
+    for method in top["paper_starts"]:
+        if method not in methods:
+            raise ParamError(f"params.yaml: 'paper_starts' has {method!r}, which is not in "
+                             "'methods' (paper_starts: [] runs no other start)")
     _validate_moe(params)
     budget = _parse(params, "budget")
     for ds in datasets:

@@ -88,6 +88,21 @@ def clustering_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]
     }
 
 
+# The scores of a clustering on the points it was fitted on, as deep clustering reports them
+# (transductive: N2D, DEC, IDEC, VaDE all fit on the images they score), beside the test
+# split's scores; the metrics files carry both, as train_<score>.
+TRANSDUCTIVE = ("acc", "nmi", "ari", "n_clusters_used")
+
+
+def transductive_metrics(y_train: np.ndarray, pred_train: np.ndarray) -> dict[str, Any]:
+    """``train_acc``, ``train_nmi``, ``train_ari``, ``train_n_clusters_used`` of the clusters
+    ``pred_train`` of the training points; {} when some training label is missing (-1)."""
+    if not (np.asarray(y_train) >= 0).all():
+        return {}
+    scores = clustering_metrics(y_train, pred_train)
+    return {f"train_{key}": scores[key] for key in TRANSDUCTIVE}
+
+
 def min_clusters(n_clusters: int, fraction: float) -> int:
     """The fewest clusters a clustering of K = ``n_clusters`` may use without counting as
     collapsed: ceil(fraction * K), at least 1 (``collapse_fraction`` in params.yaml)."""

@@ -46,8 +46,9 @@ from vaemix.config import (
 from vaemix.data import Prepared
 from vaemix.data.common import sha256_array, sha256_file
 from vaemix.io import atomic_dir, save_npz
-from vaemix.metrics import clustering_metrics
-from vaemix.models import Model, build_model, check_options, spec_from_params
+from vaemix.metrics import clustering_metrics, transductive_metrics
+from vaemix.models import MODELS, Model, build_model, check_options, spec_from_params
+from vaemix.protocols import paper_run, paper_settings
 from vaemix.seeds import run_over_seeds, seed_path, seeds_of
 from vaemix.training import (
     Anchor,
@@ -120,6 +121,8 @@ def train_and_export(
     *,
     init: Mapping[str, Any] | None = None,
     name: str | None = None,
+    protocol: str = "vaemix",
+    overrides: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Fit ``method`` on ``data`` with the settings in ``params[section][method]``, once per
     seed of ``params`` (:mod:`vaemix.seeds`), and publish the outputs of every seed under
@@ -128,9 +131,17 @@ def train_and_export(
     ``init`` is passed to the model's ``initialise`` hook when it has one (e.g. VaDE's
     start from the pretrained autoencoder); a path in it that names a published file of
     another run (``artifacts/<dataset>/<run>/...``) is read from that run's matching seed.
+    ``protocol`` ``paper`` replaces the params section by the model's cited recipe
+    (:mod:`vaemix.protocols`) and names the run ``<method>_paper``; ``overrides`` then
+    replace some settings (the latent sweep's Gumbel variants, its start from a GMVAE).
     Returns the aggregated metrics that were written.
     """
-    settings = scale_schedules(params, training_settings(params, section, method, dataset))
+    if protocol == "paper":
+        name = name or paper_run(method)
+        given = paper_settings(method, MODELS[method].paper, dataset)
+    else:
+        given = training_settings(params, section, method, dataset)
+    settings = scale_schedules(params, {**given, **(overrides or {})})
     check_options(method, settings)  # a misspelled option stops before any work
     device = resolve_device(params["device"])
     group, device = distributed.setup(device, params["distributed"]["backend"])
@@ -233,9 +244,12 @@ def _train_one(
                  x_recon=batched(model.reconstruct, x_test[:N_RECON]).numpy())
         if model.clusters:
             pred = batched(model.predict_clusters, x_test).numpy().astype(np.int64)
-            save_npz(out / "pred.npz", pred_test=pred, y_test=data.y_test)
+            pred_train = batched(model.predict_clusters, x_train).numpy().astype(np.int64)
+            save_npz(out / "pred.npz", pred_test=pred, y_test=data.y_test,
+                     pred_train=pred_train, y_train=data.y_train)
             if labelled:
                 metrics.update(clustering_metrics(data.y_test, pred))
+            metrics.update(transductive_metrics(data.y_train, pred_train))
             gen = torch.Generator(device=device).manual_seed(seed)
             save_npz(out / "samples.npz",
                      samples=model.sample_per_cluster(8, generator=gen).cpu().numpy())

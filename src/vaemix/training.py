@@ -71,7 +71,9 @@ class TrainConfig:
     eval_every: int = 5
     seed: int = 0
     lr_decay: float = 1.0  # multiply the learning rate by this ...
-    lr_decay_every: int = 10  # ... every this many epochs (VaDE: 0.9 every 10)
+    lr_decay_every: int = 10  # ... every this many epochs (VaDE: 0.9 every 10) ...
+    lr_min: float = 0.0  # ... never below this (VaDE's code: max(0.9 lr, 0.0002) on MNIST)
+    adam_eps: float = 1e-8  # Adam's epsilon (VaDE's code: 1e-4)
     grad_clip: float | None = None  # max gradient norm; None = no clipping
     checkpoint_every: int = 0  # epochs between checkpoints; 0 = none
     # stop when the loss exceeds its first value by this many times max(|first|, 1)
@@ -94,6 +96,8 @@ class TrainConfig:
             seed=seed,
             lr_decay=float(s["lr_decay"]),
             lr_decay_every=int(s["lr_decay_every"]),
+            lr_min=float(s["lr_min"]),
+            adam_eps=float(s["adam_eps"]),
             grad_clip=_optional_float(s["grad_clip"]),
             checkpoint_every=int(s["checkpoint_every"] or 0),
             max_loss_growth=_optional_float(s["max_loss_growth"]),
@@ -313,7 +317,8 @@ class _Run:
         self.model, self.x_train, self.config, self.anchor = model, x_train, config, anchor
         self.evaluate, self.desc = evaluate, desc
         self.optimizer = optimizer or torch.optim.Adam(
-            model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+            model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+            eps=config.adam_eps,
         )
         self.scheduler = torch.optim.lr_scheduler.StepLR(
             self.optimizer, step_size=config.lr_decay_every, gamma=config.lr_decay
@@ -426,6 +431,8 @@ class _Run:
                 for k, v in values.items():
                     sums[k] = sums.get(k, 0.0) + v * len(idx)
             self.scheduler.step()
+            for group in self.optimizer.param_groups:   # the floor: StepLR decays from it
+                group["lr"] = max(group["lr"], config.lr_min)
             if x_train.device.type == "cuda":
                 torch.cuda.synchronize(x_train.device)
             self.train_seconds += time.perf_counter() - start

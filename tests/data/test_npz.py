@@ -26,6 +26,19 @@ def test_labelled_npz_is_split_stratified_and_relabelled(tmp_path):
     assert all(tuple(r) in rows for r in a["x_train"][a["y_train"] == 0])
 
 
+def test_test_fraction_0_fits_and_scores_every_image(tmp_path):
+    """The transductive protocol of deep clustering: the test split is the training split."""
+    x = np.random.default_rng(0).normal(size=(50, 3))
+    y = np.repeat([0, 1], 25)
+    params = _write(tmp_path, x=x, y=y)
+    params["data"]["npz"]["test_fraction"] = 0.0
+    out = npz.load(params)
+    a = out["arrays"]
+    assert a["x_train"].shape == a["x_test"].shape == (50, 3)
+    assert np.array_equal(a["x_train"], a["x_test"]) and np.array_equal(a["y_train"], y)
+    assert out["extra"]["test_is_train"]
+
+
 def test_unlabelled_npz_gets_minus_one(tmp_path):
     out = npz.load(_write(tmp_path, x=np.zeros((10, 2, 2))))["arrays"]
     assert out["x_train"].shape == (8, 2, 2)

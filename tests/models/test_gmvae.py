@@ -100,7 +100,9 @@ def test_kl_annealing_starts_at_zero_and_reaches_one():
     weights = [kl_weight(t, "linear", 2000) for t in (0, 500, 1000, 2000, 5000)]
     assert weights == [0.0, 0.25, 0.5, 1.0, 1.0]
     assert kl_weight(0, "none", 2000) == 1.0
-    model = ConcreteGMVAE(small_spec(kl_anneal_steps=4)).train()
+    rising = [kl_weight(t, "exp", 2000) for t in (0, 2000, 20000)]
+    assert rising == [0.0, pytest.approx(1 - math.exp(-1)), pytest.approx(1.0, abs=1e-4)]
+    model = ConcreteGMVAE(small_spec(kl_anneal_steps=4, kl_anneal="linear")).train()
     seen = [float(model.loss(torch.randn(3, 5))["kl_y_weight"]) for _ in range(6)]
     assert seen == [0.0, 0.25, 0.5, 0.75, 1.0, 1.0]
     assert int(model.state_dict()["step"]) == 6  # saved with the model
@@ -162,9 +164,11 @@ def test_dpgmm_covariance_prior_reaches_every_refit():
 def test_separates_blobs_and_uses_every_cluster(blob_data, method):
     x_train, _, x_test, y_test, _, ae_path = blob_data
     seed_everything(0)
-    options = {"head_hidden": [32]}
+    options = {"head_hidden": [32], "init": "ae"}   # the start vaemix's params.yaml gives
     if method != "gmvae":  # the Concrete sample's KL annealing
-        options["kl_anneal_steps"] = 100
+        options.update(kl_anneal="linear", kl_anneal_steps=100)
+    if method == "gmvae_dpgmm":
+        options.update(truncation_factor=3, refit_on="sample")
     model = build_model(method, ModelSpec(**BLOB_SPEC, options=options))
     model.initialise(x_train, seed=0, ae_checkpoint=ae_path)
     fit(model, x_train, TrainConfig(epochs=30, batch_size=64, lr=3e-3, seed=0))
@@ -184,7 +188,7 @@ def test_separates_blobs_and_uses_every_cluster(blob_data, method):
 def test_spectral_consensus_start_separates_blobs(blob_data):
     x_train, _, x_test, y_test, _, ae_path = blob_data
     seed_everything(0)
-    options = {"head_hidden": [32], "kl_anneal_steps": 100,
+    options = {"head_hidden": [32], "init": "ae", "kl_anneal": "linear", "kl_anneal_steps": 100,
                "init_clusters": "spectral_consensus"}
     model = build_model("concrete_gmvae", ModelSpec(**BLOB_SPEC, options=options))
     model.initialise(x_train, seed=0, ae_checkpoint=ae_path)
@@ -259,7 +263,7 @@ def test_conv_networks_of_the_appendix():
         ("concrete_gmvae", {"kl_anneal": "cosine"}, "train.concrete_gmvae.kl_anneal"),
         ("gmvae", {"head_hidden": []}, "train.gmvae.head_hidden"),
         ("gmvae", {"init": "vae"}, "train.gmvae.init"),
-        ("gmvae_dpgmm", {"truncation_factor": 1}, "train.gmvae_dpgmm.truncation_factor"),
+        ("gmvae_dpgmm", {"truncation_factor": 0.5}, "train.gmvae_dpgmm.truncation_factor"),
         ("gmvae_dpgmm", {"min_weight": 1.5}, "train.gmvae_dpgmm.min_weight"),
         ("gmvae_dpgmm", {"refit_every": 0}, "train.gmvae_dpgmm.refit_every"),
         ("gmvae_dpgmm", {"degrees_of_freedom_prior": -1},

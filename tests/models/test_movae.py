@@ -128,7 +128,8 @@ def test_learns_separated_clusters_without_collapse():
     x, y = blobs(250, 4, 10, seed=0)
     x = torch.as_tensor(x)
     spec = ModelSpec((10,), latent_dim=2, n_clusters=4, likelihood="gaussian",
-                     options={"expert_hidden": [32], "manager_hidden": [32], "balance_weight": 100.0})
+                     options={"expert_hidden": [32], "manager_hidden": [32], "balance": "cv2",
+                              "balance_weight": 100.0})
     model = MoVAE(spec)
     fit(model, x[:800], TrainConfig(epochs=20, batch_size=64, lr=3e-3))
     pred = model.predict_clusters(x[800:]).numpy()
@@ -151,3 +152,15 @@ def test_bad_options_name_the_key(key, value):
     spec = ModelSpec((4,), latent_dim=2, n_clusters=2, options={key: value})
     with pytest.raises(ParamError, match=f"train.movae.{key}"):
         MoVAE(spec)
+
+
+def test_the_variance_balance_is_zeldes_term_and_a_scaled_cv2():
+    """Zeldes's notebook penalises the population variance of the batch importance
+    sum_x p(x); with rows that sum to one it is (B/K)^2 times the CV^2 term."""
+    from vaemix.models.movae import balance_cv2, balance_variance
+
+    p = torch.softmax(torch.randn(12, 4, generator=torch.Generator().manual_seed(0)), dim=1)
+    importance = p.sum(0).numpy()
+    assert float(balance_variance(p)) == pytest.approx(float(np.var(importance)), rel=1e-5)
+    assert float(balance_variance(p)) == pytest.approx((12 / 4) ** 2 * float(balance_cv2(p)),
+                                                       rel=1e-5)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.conftest import blobs
 from tests.models.conftest import BLOB_SPEC
 from vaemix.errors import DataError
 from vaemix.io import save_npz
@@ -152,3 +153,16 @@ def test_dpgmm_starts_its_first_fit_from_the_umap_or_spectral_partition(blob_dat
     model = build_model("gmvae_dpgmm", ModelSpec(**BLOB_SPEC, options=options))
     mix = model.prior_from_codes(z, seed=0, start={"umap": UMAP})
     assert cluster_accuracy(np.asarray(y), mix.labels) >= 0.95
+
+
+def test_a_tie_of_the_two_cuts_keeps_umap(monkeypatch):
+    """Both cuts 0 up to rounding (blobs far apart: UMAP's graph falls apart into them): the
+    choice must not hang on the last bits of the two sums, which differ between CPUs."""
+    from vaemix.models import init
+
+    z, _ = blobs(40, 3, 4, seed=0, spread=50.0)
+    cuts = iter([3e-17, 1e-17])   # umap's, then spectral's: spectral smaller by rounding only
+    monkeypatch.setattr(init, "normalized_cut", lambda graph, labels: next(cuts))
+    assert init.choose_by_cut(z.astype(np.float64), 3, seed=0).chosen == "umap"
+    cuts = iter([0.5, 0.1])       # a real difference still chooses spectral
+    assert init.choose_by_cut(z.astype(np.float64), 3, seed=0).chosen == "spectral"

@@ -60,10 +60,15 @@ def load(params: dict[str, Any]) -> dict[str, Any]:
     x, y, values = read_user_npz(path)
     seed = read(params, "seed")
     test_fraction = read(params, "data.npz.test_fraction")
-    train, test = stratified_split(y, test_fraction, rng_for(seed, "split"))
+    if test_fraction == 0:
+        # transductive, as deep clustering scores: fit on every image and score the same
+        # images (the "test" split is the training split; train_* and test scores agree)
+        train = test = np.arange(len(x))
+    else:
+        train, test = stratified_split(y, test_fraction, rng_for(seed, "split"))
     return {
         "arrays": {"x_train": x[train], "y_train": y[train], "x_test": x[test], "y_test": y[test]},
         "source": str(path),
         "raw_files": {str(path): sha256_file(path)},
-        "extra": {"label_values": values},
+        "extra": {"label_values": values, "test_is_train": bool(test_fraction == 0)},
     }

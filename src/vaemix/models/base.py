@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
 
+from vaemix.protocols import Recipe
 from vaemix.schema import Section, parse_section
 
 
@@ -36,6 +37,9 @@ class Model(nn.Module):
     # the method's own options in that section, each declared once with its type and
     # default, beside the training loop's (vaemix.config.TRAINING); any other key is refused
     options: Section = {}
+    # the method as its paper trains it, every setting cited (vaemix.protocols): the runs
+    # <method>_paper; None for the encoders, which have no paper protocol
+    paper: ClassVar[Recipe | None] = None
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__()

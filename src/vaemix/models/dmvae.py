@@ -38,13 +38,24 @@ expectation over c taken exactly: ln p(x|z) - sum_c q(c|x) KL(q(z|x)||p(z|c)) - 
 That is the tau -> 0 limit of L~ and a true lower bound on ln p(x), comparable with the
 other models' ``elbo`` (plugging in the one-hot argmax of q(c|x) instead would not be a bound).
 
-Options (``train.dmvae`` in params.yaml), with defaults: ``tau_start`` 1.0, ``tau_end``
-0.1, ``tau_anneal_epochs`` 50, ``hard`` false, ``prior`` uniform | learned, ``init``
-ae | none (random start; on separated blobs it merges some clusters, so
-ae is the default), ``init_clusters`` gmm | spectral | spectral_consensus (init ae: how
-the first mixture is found on the AE's latents, see :mod:`vaemix.models.init`),
+Options (``train.dmvae`` in params.yaml), with defaults (the paper's, :data:`PAPER`):
+``tau_start`` 1.0, ``tau_end`` 0.5, ``tau_anneal_epochs`` 12, ``hard`` false, ``prior``
+uniform | learned, ``init`` none (random networks) | ae (the pretrained autoencoder and a
+mixture on its codes, as VaDE), ``init_clusters`` gmm | spectral | ... (init ae: how the
+first mixture is found on the AE's latents, see :mod:`vaemix.models.init`),
 ``mu_init_scale`` 1.0 (init none: mu_k ~ N(0, scale^2 I)), ``q_init_epochs`` (init ae:
 epochs fitting q(c|x) to the GMM responsibilities).
+
+The paper's and vaemix's. The model and its objective are Singh et al.'s. Their training
+recipe (:data:`PAPER`, the ``dmvae_paper`` runs) is mostly unwritten: they give the random
+start (sec. 8.1.2: "more robust to initialization" than VaDE, which needs pretraining), the
+epochs (200-300, sec. 8.1.2), the uniform prior (sec. 6.1) and "the other details from the
+Concrete paper" (sec. 6.1), whose temperature schedule we take (Jang et al. 2017, sec. 4.1:
+tau = max(0.5, exp(-r t)), r = 1e-4 a step, 0.5 after about 12 MNIST epochs at batch 100).
+Their code is not public; batch size and optimiser are the VaDE code's they re-implemented
+(sec. 3), and the relaxed prior is ours (above). vaemix's protocol (``train.dmvae``) starts
+from the pretrained autoencoder and the N2D partition, with a warm-up and the anchor, and
+a cold temperature (0.1).
 """
 
 from __future__ import annotations
@@ -84,6 +95,7 @@ from vaemix.networks import (
     build_decoder,
     build_trunk,
 )
+from vaemix.protocols import Cited, Recipe
 from vaemix.schema import Bool, Int, Key, Number, OneOf
 
 
@@ -96,6 +108,29 @@ def tau_at(epoch: int, n_epochs: int, tau_start: float, tau_end: float, anneal: 
     frac = min(epoch, span) / span
     return float(tau_start * (tau_end / tau_start) ** frac)
 
+_SINGH = "Singh et al. 2018"
+_VADE = "silent in Singh et al. 2018; the VaDE code they re-implemented (sec. 3; slim1017/VaDE"
+# Singh et al. 2018 as they train DMVAE (vaemix.protocols: the runs dmvae_paper)
+PAPER = Recipe({
+    "init": Cited("none", f"{_SINGH}, sec. 8.1.2 (robust to initialisation, no pretraining)"),
+    "epochs": Cited(300, f"{_SINGH}, sec. 8.1.2 (comparable results in 200-300 epochs)"),
+    "batch_size": Cited(100, f"{_VADE}, batch_size)"),
+    "lr": Cited(0.002, f"{_VADE}, lr_nn)"),
+    "lr_decay": Cited(0.9, f"{_VADE}, decay_nn)"),
+    "lr_decay_every": Cited(10, f"{_VADE}, decay_n)"),
+    "lr_min": Cited(0.0002, f"{_VADE}, lr_decay)"),
+    "adam_eps": Cited(1e-4, f"{_VADE}, Adam epsilon)"),
+    "tau_start": Cited(1.0, f"{_SINGH}, sec. 6.1 (the Concrete paper's details): Jang et al. "
+                            "2017, sec. 4.1, tau from 1"),
+    "tau_end": Cited(0.5, "Jang et al. 2017, sec. 4.1: tau = max(0.5, exp(-r t))"),
+    "tau_anneal_epochs": Cited(12, "Jang et al. 2017, sec. 4.1: r = 1e-4 a step reaches 0.5 "
+                                   "after 6931 steps, 12 epochs of 60,000 at batch 100"),
+    "hard": Cited(False, f"{_SINGH}, sec. 7 (the relaxed zeta)"),
+    "prior": Cited("uniform", f"{_SINGH}, sec. 6.1 (a uniform prior on the categories)"),
+    "self_train_epochs": Cited(0, f"{_SINGH}: no warm-up (vaemix's only)"),
+    "anchor_weight": Cited(0.0, f"{_SINGH}: no anchor (vaemix's only)"),
+})
+
 
 class DMVAE(Model):
     """q(z|x), q(c|x) from separate encoders; p(z|c) = N(mu_c, sigma_c^2); p(c) uniform or
@@ -105,17 +140,18 @@ class DMVAE(Model):
     section = "train.dmvae"
     options = {
         "tau_start": Key(Number(), 1.0),   # Gumbel-softmax temperature, annealed ...
-        "tau_end": Key(Number(), 0.1),     # ... to this, exponentially ...
-        "tau_anneal_epochs": Key(Int(0), 50),   # ... over this many epochs
+        "tau_end": Key(Number(), 0.5),     # ... to this, exponentially ...
+        "tau_anneal_epochs": Key(Int(0), 12),   # ... over this many epochs
         "hard": Key(Bool(), False),        # straight-through one-hot samples
         "prior": Key(OneOf(("uniform", "learned")), "uniform"),
-        "init": Key(OneOf(("none", "ae")), "ae"),
+        "init": Key(OneOf(("none", "ae")), "none"),
         "init_clusters": Key(OneOf(INIT_CLUSTERS), "gmm"),
         "mu_init_scale": Key(Number(), 1.0),
         "q_init_epochs": Key(Int(0), 5),
         "self_train_epochs": Key(Int(0), 0),
         "self_train_weight": Key(Number(), 10.0),
     }
+    paper = PAPER
 
     @classmethod
     def parse_options(cls, given: Mapping[str, Any], where: str | None = None) -> dict[str, Any]:

@@ -35,6 +35,16 @@ q(z|x,y) layers), ``init`` ae | none (see :meth:`GMVAE.initialise`), ``q_init_ep
 ``init_posterior_var`` and ``init_clusters`` gmm | spectral | spectral_consensus (for init
 ae; GMVAE + DP-GMM always starts from its DP-GMM), ``prior_init_scale`` (init none:
 mu_y ~ N(0, scale^2 I)).
+
+The paper's and vaemix's. The model is Collier & Urdiales's; :data:`PAPER` is their
+training recipe (App. A; the ``gmvae_paper`` runs): random networks, Adam at 1e-3, up to
+200 epochs, heads of 512 and 256 units; the batch size they do not give is Rui Shu's (their
+ref. [1]; RuiShu/vae-clustering, utils.py: 100). Where we differ: we run the 200 epochs
+without their early stopping (patience 10 on a validation split), and on MNIST our network
+is model.mnist's, shared by every model, where theirs is the convolutional one of App. A
+(``net: conv`` in model.mnist gives it to every model). vaemix's protocol (``train.gmvae``)
+starts from the pretrained autoencoder and the N2D partition (``init: ae``, ``q_init_epochs``
+fitting the heads to it), with a warm-up and the anchor.
 """
 
 from __future__ import annotations
@@ -76,6 +86,7 @@ from vaemix.networks import (
     build_trunk,
     mlp,
 )
+from vaemix.protocols import Cited, Recipe
 from vaemix.schema import Int, IntList, Key, Number, OneOf
 from vaemix.training import batched
 
@@ -83,6 +94,19 @@ from vaemix.training import batched
 # autoencoder's latents (init "ae") are unnormalised (as in VaDE).
 PRIOR_LOGVAR_MIN = -10.0
 PRIOR_LOGVAR_MAX = 10.0
+
+_CU = "Collier & Urdiales 2019"
+# Collier & Urdiales 2019 as they train the GMVAE (vaemix.protocols: the runs gmvae_paper)
+PAPER = Recipe({
+    "init": Cited("none", f"{_CU}, App. A (trained from scratch; no pretraining)"),
+    "epochs": Cited(200, f"{_CU}, App. A (up to 200 epochs)"),
+    "batch_size": Cited(100, f"silent in {_CU}; their ref. [1], Rui Shu's GMVAE "
+                             "(RuiShu/vae-clustering, utils.py: next_batch(100))"),
+    "lr": Cited(0.001, f"{_CU}, App. A (Adam, initial learning rate 1e-3)"),
+    "head_hidden": Cited([512, 256], f"{_CU}, App. A (q(y|x), q(z|x,y): 512 and 256)"),
+    "self_train_epochs": Cited(0, f"{_CU}: no warm-up (vaemix's only)"),
+    "anchor_weight": Cited(0.0, f"{_CU}: no anchor (vaemix's only)"),
+})
 
 
 class GMVAE(Model):
@@ -93,13 +117,14 @@ class GMVAE(Model):
     options = {
         "head_hidden": Key(IntList(), [512, 256]),   # q(y|x), q(z|x,y) on the shared trunk
         "prior_init_scale": Key(Number(), 1.0),
-        "init": Key(OneOf(("ae", "none")), "ae"),
+        "init": Key(OneOf(("ae", "none")), "none"),
         "q_init_epochs": Key(Int(0), 10),
         "init_posterior_var": Key(Number(), 0.01),
         "init_clusters": Key(OneOf(INIT_CLUSTERS), "gmm"),
         "self_train_epochs": Key(Int(0), 0),
         "self_train_weight": Key(Number(), 10.0),
     }
+    paper = PAPER
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)

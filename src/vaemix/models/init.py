@@ -260,6 +260,9 @@ def normalized_cut(graph: Any, labels: np.ndarray) -> float:
     return float(total)
 
 
+CUT_TIE = 1e-6   # cuts closer than this are a tie (a cut is a sum of K ratios in [0, 1])
+
+
 @dataclass
 class CutChoice:
     """The two candidate partitions [N] of :func:`choose_by_cut`, their normalised cuts of
@@ -290,7 +293,9 @@ def choose_by_cut(z: np.ndarray, n_clusters: int, seed: int,
     cuts = {"umap": normalized_cut(graph, n2d[idx]), "spectral": normalized_cut(graph, spectral)}
     if len(idx) < len(z):
         spectral = KNeighborsClassifier(n_neighbors=1).fit(z[idx], spectral).predict(z)
-    chosen = "spectral" if cuts["spectral"] < cuts["umap"] else "umap"
+    # a tie (both cuts 0 up to rounding, on a disconnected graph) keeps umap: an exact `<`
+    # would decide it by the last bits of the sums, which differ between CPUs' kernels
+    chosen = "spectral" if cuts["spectral"] < cuts["umap"] - CUT_TIE else "umap"
     return CutChoice({"umap": n2d, "spectral": spectral}, cuts, chosen)
 
 

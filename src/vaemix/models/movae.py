@@ -32,7 +32,8 @@ parameters, ``functional_call`` under ``vmap``) for convolutional experts.
 
 Options (``train.movae`` in params.yaml):
     balance_weight  weight of the batch-balance term (>= 0)
-    balance         cv2 | kl, the balance term (see above)
+    balance         cv2 | kl | variance (Zeldes's notebook: the importance's variance), the
+                    balance term (see above)
     expert_hidden   hidden sizes of each expert's encoder (decoder mirrored); for conv
                     datasets the last entry is the width of the fully-connected layer
     manager_hidden  hidden sizes of the manager MLP; for conv datasets the manager is a
@@ -42,6 +43,16 @@ Options (``train.movae`` in params.yaml):
                     partition of the pretrained autoencoder's codes found by
                     ``init_clusters`` (umap, gmm, spectral, ...; vaemix.models.init), so the
                     manager starts from the label-free clustering the other models start from
+
+The paper's and vaemix's. The model and its loss are Zeldes's; :data:`PAPER` is the
+recipe of his notebook (yoel-zeldes.github.io, content/vae-moe/vae-moe.ipynb, ``params``;
+the ``movae_paper`` runs): random networks, 100 epochs, batch 100, Adam 1e-3, one hidden
+layer of 128 units in every network, and 0.1 times the variance of the batch importance
+(``balance: variance``). Where we differ: our networks use ReLU and the dataset's
+likelihood (model.<dataset>; his use sigmoid units and a Gaussian of std 0.5 on MNIST), and
+he trains on TensorFlow's 55,000-image MNIST split. vaemix's protocol (``train.movae``)
+warms the manager up on the N2D partition and keeps the anchor, with wider networks and a
+CV^2 balance term.
 """
 
 from __future__ import annotations
@@ -70,15 +81,39 @@ from vaemix.networks import (
     batched_mlp,
     mlp,
 )
+from vaemix.protocols import Cited, Recipe
 from vaemix.schema import Int, IntList, Key, Number, OneOf
 
-BALANCES = ("cv2", "kl")
+BALANCES = ("cv2", "kl", "variance")
+
+_NOTEBOOK = "Zeldes 2018, his notebook (yoel-zeldes.github.io, content/vae-moe/vae-moe.ipynb"
+# Zeldes 2018 as he trains the mixture of VAEs (vaemix.protocols: the runs movae_paper)
+PAPER = Recipe({
+    "init": Cited("none", f"{_NOTEBOOK}: global_variables_initializer, no pretraining)"),
+    "epochs": Cited(100, f"{_NOTEBOOK}: params['epochs'])"),
+    "batch_size": Cited(100, f"{_NOTEBOOK}: params['batch_size'])"),
+    "lr": Cited(0.001, f"{_NOTEBOOK}: params['learning_rate'], AdamOptimizer)"),
+    "balance": Cited("variance", f"{_NOTEBOOK}: Manager._calculate_loss, the variance of the "
+                                 "batch importance by tf.nn.moments)"),
+    "balance_weight": Cited(0.1, f"{_NOTEBOOK}: params['balancing_weight'])"),
+    "expert_hidden": Cited([128], f"{_NOTEBOOK}: params['encoder_layers'], "
+                                  "params['decoder_layers'])"),
+    "manager_hidden": Cited([128], f"{_NOTEBOOK}: params['manager_layers'])"),
+    "self_train_epochs": Cited(0, "Zeldes 2018: no warm-up (vaemix's only)"),
+    "anchor_weight": Cited(0.0, "Zeldes 2018: no anchor (vaemix's only)"),
+})
 
 
 def balance_cv2(p: Tensor) -> Tensor:
     """CV^2 of the batch importance sum_x p(x) [K] (Shazeer et al. 2017, eq. 6); p: [B, K]."""
     importance = p.sum(0)
     return importance.var(unbiased=False) / importance.mean().pow(2)
+
+
+def balance_variance(p: Tensor) -> Tensor:
+    """The (population) variance of the batch importance sum_x p(x) [K], the term of
+    Zeldes's own notebook (tf.nn.moments); = (B/K)^2 CV^2 for a batch of B."""
+    return p.sum(0).var(unbiased=False)
 
 
 def balance_kl(log_p: Tensor) -> Tensor:
@@ -141,16 +176,16 @@ class MoVAE(Model):
     clusters = True
     section = "train.movae"
     options = {
-        "balance_weight": Key(Number(strict=False), 100.0),  # the scale of an MNIST negative
-                                                              # ELBO, see params.yaml
-        "balance": Key(OneOf(BALANCES), "cv2"),
-        "expert_hidden": Key(IntList(), [256, 256]),
-        "manager_hidden": Key(IntList(), [500, 500]),
+        "balance_weight": Key(Number(strict=False), 0.1),
+        "balance": Key(OneOf(BALANCES), "variance"),
+        "expert_hidden": Key(IntList(), [128]),
+        "manager_hidden": Key(IntList(), [128]),
         "init": Key(OneOf(("none", "ae")), "none"),
-        "init_clusters": Key(OneOf(INIT_CLUSTERS), "umap_or_spectral"),
-        "self_train_epochs": Key(Int(0), 10),
+        "init_clusters": Key(OneOf(INIT_CLUSTERS), "gmm"),
+        "self_train_epochs": Key(Int(0), 0),
         "self_train_weight": Key(Number(), 10.0),
     }
+    paper = PAPER
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
@@ -209,7 +244,8 @@ class MoVAE(Model):
         log_p, recon_ll, kl = self._terms(x)
         p = log_p.exp()
         weighted_nelbo = (p * (kl - recon_ll)).sum(-1).mean()
-        balance = balance_cv2(p) if self.balance == "cv2" else balance_kl(log_p)
+        balance = {"cv2": balance_cv2, "variance": balance_variance}.get(
+            self.balance, lambda _: balance_kl(log_p))(p)
         return {
             "loss": weighted_nelbo + self.balance_weight * balance,
             "weighted_nelbo": weighted_nelbo,

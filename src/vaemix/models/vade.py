@@ -21,10 +21,24 @@ Options (the ``train.vade`` params section, declared in :attr:`VaDE.options`):
                        k-NN graph size chosen by agreement) | umap (N2D) | umap_or_spectral
                        (the one with the smaller normalised cut; see vaemix.models.init)
     init_posterior_var with init ae: the initial variance of q(z|x), as a fraction of the
-                       GMM's mean component variance in each latent dimension
+                       GMM's mean component variance in each latent dimension; null: the
+                       variance head left at its random start (Jiang et al.'s code)
+    init_pi            with init ae: pi from the GMM's weights (gmm) or uniform (Jiang et
+                       al.'s code copies only the means and variances)
     predict            mean: argmax_c p(c | z = mu(x)) | samples: argmax_c of p(c|z) averaged
                        over ``predict_samples`` draws z ~ q(z|x) (Singh et al. 2018, sec. 5.1)
     predict_samples    number of those draws
+
+The paper's and vaemix's. The model, its ELBO and its start from a pretrained autoencoder
+and a GMM on its codes are Jiang et al.'s; :data:`PAPER` is their training recipe (the
+``vade_paper`` runs), every value cited, mostly from their code (github.com/slim1017/VaDE,
+VaDE.py), since the paper gives few. Where we differ: the autoencoder is vaemix's shared
+``ae`` stage (their stacked-autoencoder pretraining was never released), they fit and score
+all 70,000 MNIST images where we fit the training split (``train_acc`` is the transductive
+score), and spiral and CIFAR-100, which they did not run, use the MNIST recipe. vaemix's
+protocol (``train.vade`` in params.yaml) adds its own start: the N2D partition
+(``init_clusters: umap_or_spectral``), a warm-up on it (``self_train_epochs``) and the anchor
+(``anchor_weight``, vaemix.training.Anchor), with a gentler learning rate.
 """
 
 from __future__ import annotations
@@ -61,6 +75,7 @@ from vaemix.networks import (
     build_decoder,
     build_trunk,
 )
+from vaemix.protocols import Cited, Recipe
 from vaemix.schema import Int, Key, Number, OneOf
 
 # Range of the prior's log-variances ln sigma^2_c. Wider than the encoder's clamp: the
@@ -68,6 +83,29 @@ from vaemix.schema import Int, Key, Number, OneOf
 PRIOR_LOGVAR_MIN = -10.0
 PRIOR_LOGVAR_MAX = 10.0
 PREDICT_SEED = 0  # the fixed seed of the draws of predict: samples
+
+_CODE = "Jiang et al. 2017, their code (slim1017/VaDE, VaDE.py"
+# Jiang et al. 2017 as they train VaDE on MNIST (vaemix.protocols: the runs vade_paper)
+PAPER = Recipe({
+    "init": Cited("ae", f"{_CODE}: ispretrain, load_pretrain_weights); sec. 3.3"),
+    "init_clusters": Cited("gmm", f"{_CODE}: a diagonal GMM on the codes, "
+                                  "load_pretrain_weights); sec. 3.3"),
+    "init_pi": Cited("uniform", f"{_CODE}: only the means and variances are copied, "
+                                "theta stays 1/K)"),
+    "init_posterior_var": Cited(None, f"{_CODE}: the z_log_var layer is not pretrained)"),
+    "epochs": Cited(500, f"{_CODE}: config_init('mnist'), epoch)"),
+    "batch_size": Cited(100, f"{_CODE}: batch_size)"),
+    "lr": Cited(0.002, f"{_CODE}: lr_nn and lr_gmm)"),
+    "lr_decay": Cited(0.9, f"{_CODE}: decay_nn, decay_gmm)"),
+    "lr_decay_every": Cited(10, f"{_CODE}: decay_n)"),
+    "lr_min": Cited(0.0002, f"{_CODE}: lr_decay, max(0.9 lr, 0.0002) on MNIST)"),
+    "adam_eps": Cited(1e-4, f"{_CODE}: Adam(epsilon=1e-4))"),
+    "weight_decay": Cited(0.0, f"{_CODE}: no regulariser)"),
+    "predict": Cited("mean", "Jiang et al. 2017, their code (VaDE_test_mnist.py: gamma at "
+                             "z_mean, the reported 94.46%)"),
+    "self_train_epochs": Cited(0, "Jiang et al. 2017: no warm-up (vaemix's only)"),
+    "anchor_weight": Cited(0.0, "Jiang et al. 2017: no anchor (vaemix's only)"),
+})
 
 
 class VaDE(Model):
@@ -80,10 +118,12 @@ class VaDE(Model):
         "init_clusters": Key(OneOf(INIT_CLUSTERS), "gmm"),
         "self_train_epochs": Key(Int(0), 0),
         "self_train_weight": Key(Number(), 10.0),
-        "init_posterior_var": Key(Number(), 0.01),
+        "init_posterior_var": Key(Number(nullable=True), None),
+        "init_pi": Key(OneOf(("gmm", "uniform")), "uniform"),
         "predict": Key(OneOf(("mean", "samples")), "mean"),
         "predict_samples": Key(Int(), 10),
     }
+    paper = PAPER
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
@@ -217,7 +257,8 @@ class VaDE(Model):
         mix = gmm_on_encoder(self.encode, x_train, self.spec.n_clusters, seed,
                              self.opts["init_clusters"], start)
         dev = self.mu_c.device
-        self.pi_logits.copy_(torch.as_tensor(mix.weights, device=dev).log())
+        if self.opts["init_pi"] == "gmm":
+            self.pi_logits.copy_(torch.as_tensor(mix.weights, device=dev).log())
         self.mu_c.copy_(torch.as_tensor(mix.means, device=dev))
         variances = torch.as_tensor(mix.variances, device=dev)
         self.logvar_c_raw.copy_(variances.log())
@@ -228,9 +269,10 @@ class VaDE(Model):
         # undo the pretrained start; this way VaDE starts as AE + GMM and learns s^2.
         # Kept one nat inside the encoder's clamp, where the clamp would stop its gradient.
         ratio = self.opts["init_posterior_var"]
-        bias = (variances.mean(0) * ratio).log().clamp(MIN_LOGVAR + 1.0, MAX_LOGVAR - 1.0)
-        self.posterior.logvar.weight.zero_()
-        self.posterior.logvar.bias.copy_(bias)
+        if ratio is not None:   # null: the head stays random, as in Jiang et al.'s code
+            bias = (variances.mean(0) * ratio).log().clamp(MIN_LOGVAR + 1.0, MAX_LOGVAR - 1.0)
+            self.posterior.logvar.weight.zero_()
+            self.posterior.logvar.bias.copy_(bias)
         if mix.labels is not None:
             # the start's partition, not a Gaussian per cluster, is what to keep: make the
             # latents agree with it (see vaemix.models.init.self_train)

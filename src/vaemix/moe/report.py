@@ -95,8 +95,11 @@ def does_it_hold(metrics: dict[tuple[str, str, int], dict], dataset: str,
     dv = {d: _number(runs[RunId.moe("dvmoe", d).name], "test_mse") for d in dims}
     worst = max(dims, key=lambda d: dv[d])
     held = all(v < deep for v in dv.values())
-    return (f"{claim}: {'yes' if held else 'no'} (dvmoe's worst, z{worst}: {dv[worst]:.4f}; "
-            f"deepmoe {deep:.4f})")
+    # the gates of the DAG start from vaemix's N2D start and anchor, Singh et al.'s from
+    # random networks: the claim is not judged on them, their numbers are shown as such
+    return (f"{claim}: not judged (the paper's gates start from random networks, these from "
+            f"vaemix's start); under vaemix's protocol: {'yes' if held else 'no'} (dvmoe's "
+            f"worst, z{worst}: {dv[worst]:.4f}; deepmoe {deep:.4f})")
 
 
 def _gate_tables(params: Params, metrics: dict, dataset: str) -> list[str]:

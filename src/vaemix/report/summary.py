@@ -31,6 +31,7 @@ from vaemix.config import Params
 from vaemix.errors import DataError
 from vaemix.io import METRICS_ROOT, metrics_path, write_text
 from vaemix.metrics import min_clusters
+from vaemix.protocols import other_start_run, paper_run
 from vaemix.run_ids import RunId, run_name
 
 # The metric keys of the output contract, in table order.
@@ -38,20 +39,26 @@ CONTRACT_KEYS = (
     "acc",
     "nmi",
     "ari",
+    "train_acc",          # transductive: on the points the clustering was fitted on
+    "train_nmi",
+    "train_ari",
+    "train_n_clusters_used",
     "completeness",
     "n_clusters_used",
     "test_recon_ll",
     "elbo",
     "test_mse",
     "train_seconds",
+    "seconds_per_epoch",  # the fair comparison of two runs' time at unequal epochs
     "samples_per_second",
     "epochs",
     "seed",
 )
-INT_KEYS = ("n_clusters_used", "epochs", "seed", "n_seeds")
+INT_KEYS = ("n_clusters_used", "train_n_clusters_used", "epochs", "seed", "n_seeds")
 # Keys whose std over seeds is kept (``<key>_std`` columns; vaemix.seeds).
-STD_KEYS = ("acc", "nmi", "ari", "completeness", "n_clusters_used", "test_recon_ll", "elbo",
-            "test_mse", "train_seconds")
+STD_KEYS = ("acc", "nmi", "ari", "train_acc", "train_nmi", "train_ari", "completeness",
+            "n_clusters_used", "test_recon_ll", "elbo", "test_mse", "train_seconds",
+            "seconds_per_epoch")
 # Whether a clustering collapsed, and what it is judged against (see the module docstring).
 COLLAPSE_KEYS = ("n_clusters_expected", "n_seeds_collapsed", "n_components_effective")
 # The mixture models' own clusters right after their start (AE copy, first clustering,
@@ -61,7 +68,8 @@ COLUMNS = ("dataset", "method", "kind", "collapsed", *CONTRACT_KEYS, *START_KEYS
            *COLLAPSE_KEYS, "n_seeds", *(f"{k}_std" for k in STD_KEYS))
 KINDS = ("encoder", "baseline", "mixture", "moe")
 # Scores of a run's quality: struck out, never shown as a result, when the run collapsed.
-RESULT_KEYS = ("acc", "nmi", "ari", "completeness", "test_recon_ll", "elbo", "test_mse")
+RESULT_KEYS = ("acc", "nmi", "ari", "train_acc", "train_nmi", "train_ari", "completeness",
+               "test_recon_ll", "elbo", "test_mse")
 DEFAULT_COLLAPSE_FRACTION = 0.5  # params' collapse_fraction when the params lack it
 
 
@@ -96,12 +104,15 @@ def sweep_methods(params: Params, dataset: str) -> list[str]:
 def expected_runs(params: Params) -> list[tuple[str, str]]:
     """(dataset, method) pairs the params ask for, in a fixed order.
 
-    Per dataset: the encoders, the mixture models, ``<encoder>+<baseline>`` for every
+    Per dataset: the encoders, the mixture models under vaemix's protocol and then under
+    their papers' (``<method>_paper``, vaemix.protocols), ``<encoder>+<baseline>`` for every
     baseline encoder and baseline, the MoE runs, then the latent-dimension sweep.
     """
     runs: list[tuple[str, str]] = []
     for ds in params["datasets"]:
-        methods = [*params["encoders"], *params["methods"]]
+        methods = [*params["encoders"], *params["methods"],
+                   *(paper_run(m) for m in params["methods"]),
+                   *(other_start_run(m) for m in params.get("paper_starts") or [])]
         methods += [run_name(enc, baseline=bl) for enc in params["baseline_encoders"]
                     for bl in params["baselines"]]
         methods += moe_methods(params, ds)
@@ -331,7 +342,10 @@ def summary_markdown(df: pd.DataFrame) -> str:
     (:func:`cluster_note`); a collapsed run's scores are struck out."""
     header = ["method", "kind", "clusters", "start_acc", *CONTRACT_KEYS, "n_seeds"]
     lines = ["# Summary", "",
-             "Test-split metrics per (dataset, method), mean ± std over the seeds; blank = "
+             "Test-split metrics per (dataset, method), mean ± std over the seeds, and "
+             "train_acc / train_nmi / train_ari, the same scores on the training points the "
+             "clustering was fitted on (transductive, as deep clustering papers report); "
+             "<method>_paper is the method as its paper trains it; blank = "
              "not defined for that method. A run marked **collapsed** uses too few of its "
              "clusters; its scores are struck out: they are not a result. start_acc is a "
              "mixture model's test ACC right after its start (before its own training).", ""]
