@@ -46,6 +46,7 @@ from vaemix.report.summary import (
     result_text,
 )
 from vaemix.report.verdicts import Stat, compare
+from vaemix.report.verdicts import markdown_table as _table
 from vaemix.run_ids import RunId
 from vaemix.seeds import seeds_of
 
@@ -175,11 +176,6 @@ class Results:
             return text
         return f"{self.clusters(dataset, method)} ({result_text(text, True)})" if mark else (
             result_text(text, key in RESULT_KEYS))
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
 def headline(res: Results) -> tuple[str, list[str]]:

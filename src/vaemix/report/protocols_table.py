@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from vaemix.protocols import paper_run
+from vaemix.report.verdicts import markdown_table as _table
 
 # Published transductive scores on MNIST: (ACC, NMI or None, images, source)
 PUBLISHED_MNIST = (
@@ -28,11 +29,6 @@ PUBLISHED_MNIST = (
     ("IDEC", None, 0.846, None, "MNIST-test, 10,000", "as quoted by McConville et al. 2020, "
      "Table II"),
 )
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
 def _delta(res: Any, ds: str, a: str, b: str, key: str) -> str:

@@ -49,3 +49,9 @@ def compare(runs: tuple[str, str], a: Stat, b: Stat, *, a_below_b: bool,
         return f"tie, the difference is inside the seeds' spread ({tail})"
     holds = a.mean < b.mean if a_below_b else a.mean > b.mean
     return f"{'yes' if holds else 'no'}, {tail}"
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    """A markdown table of ``header`` and the cells of ``rows``."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
