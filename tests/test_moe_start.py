@@ -231,16 +231,69 @@ def test_moe_table_shows_the_oracle_ratio_the_paper_and_a_computed_verdict(tmp_p
     assert "| dvmoe | 0.0200 (2.00× oracle) | 0.0300 (3.00× oracle) | 0.0400 (4.00× oracle) |" in text
     assert "| DVMoE (Singh et al. 2018, Table 1) | 0.0312 | 0.0434 | 96.1049 |" in text
     assert "| deepmoe* | 0.800 / 0.700 |" in text
-    assert ("**Does it hold?** spiral: dvmoe's test MSE below deepmoe's at every latent dim "
-            "(1, 2, 5): not judged (the paper's gates start from random networks, these from "
-            "vaemix's start); under vaemix's protocol: yes (dvmoe's worst, z5: 0.0400; "
-            "deepmoe 0.1000)") in text
-    assert "under vaemix's protocol: no (" in text
+    # the verdict rests on the paper-protocol gates alone, which this table lacks
+    assert ("**Does it hold?** spiral: DVMoE's test MSE below DeepMoE's at every latent dim "
+            "(1, 2, 5), both from random networks: cannot be judged, not run: "
+            "moe_dvmoe_paper_z1, moe_dvmoe_paper_z2, moe_dvmoe_paper_z5, "
+            "moe_deepmoe_paper_z0") in text
     assert "Best dvmoe against the oracle: z1, 2.00×" in text
 
-    metrics = {("spiral", "dvmoe", 1): {"test_mse": 0.02, "collapsed": True},
-               ("spiral", "deepmoe", 0): {"test_mse": 0.1}}
+    def paper(mse: float, std: float, n: int = 3, collapsed: bool = False) -> dict:
+        return {"test_mse": mse, "std": {"test_mse": std}, "n_seeds": n, "collapsed": collapsed}
+
+    metrics = {("spiral", "dvmoe_paper", 1): paper(0.02, 0.001, collapsed=True),
+               ("spiral", "deepmoe_paper", 0): paper(0.1, 0.01)}
     assert does_it_hold(metrics, "spiral", [1]).endswith(
-        "cannot be judged, collapsed: moe_dvmoe_z1")
+        "cannot be judged, collapsed: moe_dvmoe_paper_z1")
     assert does_it_hold(metrics, "spiral", [1, 2]).endswith(
-        "cannot be judged, not run: moe_dvmoe_z2")
+        "cannot be judged, not run: moe_dvmoe_paper_z2")
+    # outside the seeds' spread at every dim: yes; one dim inside it: a tie; one seed: unjudged
+    metrics[("spiral", "dvmoe_paper", 1)] = paper(0.02, 0.001)
+    metrics[("spiral", "dvmoe_paper", 2)] = paper(0.03, 0.002)
+    assert ": yes (z1: yes, moe_dvmoe_paper_z1 0.0200 ± 0.0010 vs moe_deepmoe_paper_z0 " \
+        "0.1000 ± 0.0100; z2: yes" in does_it_hold(metrics, "spiral", [1, 2])
+    metrics[("spiral", "dvmoe_paper", 2)] = paper(0.095, 0.002)
+    assert ": tie (z1: yes" in does_it_hold(metrics, "spiral", [1, 2])
+    metrics[("spiral", "dvmoe_paper", 2)] = paper(0.3, 0.002)
+    assert ": no (z1: yes" in does_it_hold(metrics, "spiral", [1, 2])
+    metrics[("spiral", "deepmoe_paper", 0)] = paper(0.1, float("nan"), n=1)
+    assert ": cannot be judged from one seed (" in does_it_hold(metrics, "spiral", [1, 2])
+
+
+# --- the paper protocol: Singh et al.'s random start ------------------------------------------
+
+def test_the_paper_gate_trains_from_random_networks_without_a_start(tmp_path, monkeypatch,
+                                                                    one_thread):
+    """``moe_paper@``: no start files are read (there are none here: vaemix's protocol
+    stops on them), no warm-up, no anchor, the epochs scaled by budget.paper_epoch_scale,
+    and the run is moe_<gate>_paper_z<d> beside the vaemix run's name."""
+    import vaemix.moe.run as moe_run
+    from vaemix.io import metrics_path
+    from vaemix.report.summary import read_metrics
+
+    monkeypatch.chdir(tmp_path)
+    params = spiral_params(epochs=10, self_train_epochs=5, anchor_weight=10.0)
+    params["budget"]["paper_epoch_scale"] = 0.5
+    params["moe"].update(paper_gates=["dvmoe"], paper_plain_gates=[])
+    data = spiral_data()
+    with pytest.raises(DataError, match="pred.npz"):
+        run_moe("spiral", "dvmoe", 1, data, params)   # vaemix's protocol needs the start
+    seen = {}
+    real_fit = moe_run.fit
+
+    def watched_fit(model, rows, config, **kw):
+        seen.update(anchor=kw.get("anchor"), epochs=config.epochs,
+                    anchor_weight=config.anchor_weight)
+        return real_fit(model, rows, config, **kw)
+
+    monkeypatch.setattr(moe_run, "fit", watched_fit)
+    monkeypatch.setattr(moe_run, "start_moe", lambda *a, **k: pytest.fail("a start was run"))
+    out = run_moe("spiral", "dvmoe", 1, data, params, protocol="paper")
+    assert seen == {"anchor": None, "epochs": 5, "anchor_weight": 0.0}
+    written = read_metrics(metrics_path("spiral", "moe_dvmoe_paper_z1"))
+    assert written["epochs"] == out["epochs"] == 5
+    assert not any(key.startswith("start_") for key in written)
+    assert (tmp_path / "artifacts/spiral/moe_dvmoe_paper_z1/model.pt").is_file()
+    assert not (tmp_path / "artifacts/spiral/moe_dvmoe_z1").exists()
+    with pytest.raises(ValueError, match="closed form"):
+        run_moe("spiral", "oracle", 0, data, params, protocol="paper")

@@ -81,7 +81,10 @@ def tiny_params() -> dict:
     params["baseline"]["dpgmm"]["max_iter"] = 100
     params["baseline"]["umap_gmm"].update(n_neighbors=10, n_init=1)
     params["moe"].update(gates=MOE_GATES, latent_dims=MOE_LATENT_DIMS,
-                         plain_gates=MOE_PLAIN_GATES)
+                         plain_gates=MOE_PLAIN_GATES,
+                         # CI time: the gates' paper protocol (moe_paper@) is the same code
+                         # with Singh et al.'s start; tests/test_moe_start.py runs it
+                         paper_gates=[], paper_plain_gates=[])
     for gate in MOE_TRAINED_GATES:
         params["moe"][gate].update(epochs=50, eval_every=1, hidden=[16], per_dataset={})
     params["moe"]["gmm_moe"].update(pca_dim=4, max_iter=20)

@@ -133,7 +133,9 @@ SCHEMA: dict[str, Section] = {
     },
     "distributed": {"nproc_per_node": Key(Int()),
                     "backend": Key(OneOf(("auto", "gloo", "nccl")))},
-    "budget": {"epoch_scale": Key(POSITIVE), "max_train": Key(Int(nullable=True)),
+    "budget": {"epoch_scale": Key(POSITIVE),
+               "paper_epoch_scale": Key(Number(nullable=True), None),  # vaemix.protocols
+               "max_train": Key(Int(nullable=True)),
                "max_test": Key(Int(nullable=True))},
     "data": {ds: Key(Any_(), None) for ds in DATASETS},
     "data.mnist": {"root": Key(Text()), "download": Key(Bool())},
@@ -166,6 +168,8 @@ SCHEMA: dict[str, Section] = {
                      "baseline_encoders": Key(Names(ENCODERS + METHODS))},
     "moe": {"gates": Key(Any_()), "latent_dims": Key(Any_(), []),
             "plain_gates": Key(Names(PLAIN_GATES)),
+            "paper_gates": Key(Names(LATENT_GATES), []),        # also run as their paper
+            "paper_plain_gates": Key(Names(("deepmoe",)), []),  # trains them: vaemix.protocols
             "n_experts": Key(Int(nullable=True), None),
             "objective": Key(OneOf(("likelihood", "mse"))),
             **{g: Key(Any_(), None) for g in GATES}},
@@ -274,6 +278,9 @@ def _validate_moe(params: Params) -> None:
     gates = Names(LATENT_GATES).check("moe.gates", gates)
     moe = _parse(params, "moe")
     plain = moe["plain_gates"]
+    # a paper-protocol gate (vaemix.protocols) may run without its vaemix twin
+    gates = list(dict.fromkeys(gates + moe["paper_gates"]))
+    plain = list(dict.fromkeys(plain + moe["paper_plain_gates"]))
     if not gates and not plain:
         return
     if gates:

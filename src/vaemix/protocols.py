@@ -2,11 +2,16 @@
 
 - ``paper`` (runs named ``<method>_paper``): the method exactly as its paper trains it:
   its start, optimiser, learning rate and schedules, batch size and epochs (scaled by
-  ``budget.epoch_scale`` like every run). Where the paper is silent, its authors' public
-  code. The model class declares these settings in its ``paper`` attribute, a
-  :class:`Recipe` of :class:`Cited` values, each with its source; params.yaml does not
-  change them. The paper protocol has no N2D start, no warm-up on a start's partition and
-  no anchor: :func:`paper_settings` refuses a recipe that has any of them.
+  ``budget.epoch_scale`` like every run, or by ``budget.paper_epoch_scale`` when that is
+  set: :func:`paper_budget`; the CPU profile shortens the paper runs alone that way).
+  Where the paper is silent, its authors' public code. The model class declares these
+  settings in its ``paper`` attribute, a :class:`Recipe` of :class:`Cited` values, each
+  with its source; params.yaml does not change them. The paper protocol has no N2D start,
+  no warm-up on a start's partition and no anchor: :func:`paper_settings` refuses a recipe
+  that has any of them.
+- The gradient-trained mixture-of-experts gates (``moe_<gate>_paper_z<d>``) keep their
+  ``moe.<gate>`` training keys, where Singh et al. 2018 give none, and take the start of
+  their sec. 8.2: random networks, no warm-up, no anchor (:data:`MOE_PAPER_START`).
 - ``vaemix`` (runs named ``<method>``): the ``train.<method>`` section of params.yaml,
   vaemix's start (the N2D partition, the warm-up on it, the anchor).
 
@@ -25,6 +30,9 @@ OTHER_START_SUFFIX = "_other_start"   # the recipe from the other start (ae <-> 
 
 # What only vaemix's protocol has, and the value a paper recipe must give it.
 VAEMIX_START = {"self_train_epochs": 0, "anchor_weight": 0.0}
+# The MoE gates' paper start (Singh et al. 2018, sec. 8.2: DVMoE and DeepMoE are trained
+# from random networks on the joint objective of sec. 7; vaemix.moe.run.start_settings).
+MOE_PAPER_START = {"init": "none", "self_train_epochs": 0, "anchor_weight": 0.0}
 # Starts that are clusterings of vaemix's (the N2D partition and its relatives).
 VAEMIX_PARTITIONS = ("umap", "umap_or_spectral", "spectral", "spectral_consensus")
 
@@ -102,3 +110,18 @@ def other_start_run(method: str) -> str:
 def other_start(recipe: Recipe, dataset: str | None) -> dict[str, str]:
     """The override that flips a recipe's start: ``init`` ae <-> none."""
     return {"init": "none" if recipe.values(dataset).get("init", "none") != "none" else "ae"}
+
+
+def paper_budget(params: Mapping[str, Any]) -> dict[str, Any]:
+    """``params`` as a paper run sees them: ``budget.epoch_scale`` replaced by
+    ``budget.paper_epoch_scale`` when that is set (not null)."""
+    budget = dict(params["budget"])
+    scale = budget.get("paper_epoch_scale")
+    if scale is not None:
+        budget["epoch_scale"] = scale
+    return {**params, "budget": budget}
+
+
+def moe_paper_run(gate: str) -> str:
+    """The gate name of a MoE gate's paper run (``dvmoe_paper``: ``moe_dvmoe_paper_z2``)."""
+    return gate + PAPER_SUFFIX

@@ -48,7 +48,7 @@ from vaemix.data.common import sha256_array, sha256_file
 from vaemix.io import atomic_dir, save_npz
 from vaemix.metrics import clustering_metrics, transductive_metrics
 from vaemix.models import MODELS, Model, build_model, check_options, spec_from_params
-from vaemix.protocols import paper_run, paper_settings
+from vaemix.protocols import paper_budget, paper_run, paper_settings
 from vaemix.seeds import run_over_seeds, seed_path, seeds_of
 from vaemix.training import (
     Anchor,
@@ -137,6 +137,7 @@ def train_and_export(
     Returns the aggregated metrics that were written.
     """
     if protocol == "paper":
+        params = paper_budget(params)   # budget.paper_epoch_scale, when set
         name = name or paper_run(method)
         given = paper_settings(method, MODELS[method].paper, dataset)
     else:

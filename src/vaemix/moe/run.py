@@ -17,6 +17,13 @@ latent) on the prepared regression targets and writes
 - ``reports/curves/<dataset>/moe_<gate>_z<d>/``: per epoch (per EM iteration for
   ``gmm_moe``; one step for the closed-form references) training and test terms.
 
+``protocol`` ``paper`` (the stages ``moe_paper@`` / ``moe_plain_paper@``, for the gates of
+``moe.paper_gates`` / ``moe.paper_plain_gates``) trains a gradient-trained gate as Singh et
+al. 2018 do (sec. 8.2): from random networks, no warm-up and no anchor
+(``vaemix.protocols.MOE_PAPER_START``), its epochs scaled by ``budget.paper_epoch_scale``
+when set; the run is ``moe_<gate>_paper_z<d>``. Its other training keys are ``moe.<gate>``'s:
+the paper gives none.
+
 The gradient-trained gates with ``init: start`` (the default; :func:`vaemix.moe.model.start_moe`)
 read, for each training seed, that seed's pretrained autoencoder
 ``artifacts/<dataset>/ae/model.pt`` and the N2D partition of its training codes,
@@ -59,6 +66,7 @@ from vaemix.moe.model import (
     reference_predict,
     start_moe,
 )
+from vaemix.protocols import MOE_PAPER_START, moe_paper_run, paper_budget
 from vaemix.run_ids import RunId
 from vaemix.schema import parse_section
 from vaemix.seeds import ARTIFACTS, run_over_seeds, seed_path, seeds_of
@@ -136,12 +144,22 @@ def read_start(ae_path: Path, pred_path: Path, n_train: int, k: int, dataset: st
     return labels, load_ae_state(ae_path)
 
 
+def gate_settings(params: Mapping[str, Any], gate: str, dataset: str,
+                  protocol: str = "vaemix") -> dict[str, Any]:
+    """``moe.<gate>`` for ``dataset``, its schedules scaled; under the ``paper`` protocol
+    with Singh et al.'s start (random networks, no warm-up, no anchor)."""
+    given = training_settings(params, "moe", gate, dataset)
+    if protocol == "paper":
+        given.update(MOE_PAPER_START)
+    return scale_schedules(params, given)
+
+
 def _fit_gradient(
     gate: str, latent_dim: int, dataset: str, data: Prepared, params: Mapping[str, Any],
-    seed: int, k: int, labelled: bool, curves_dir: Path,
+    seed: int, k: int, labelled: bool, curves_dir: Path, protocol: str,
 ) -> tuple[dict, dict, dict, GatedMoE]:
     device = resolve_device(params["device"])
-    settings = scale_schedules(params, training_settings(params, "moe", gate, dataset))
+    settings = gate_settings(params, gate, dataset, protocol)
     start = start_settings(settings, gate)
     config = TrainConfig.from_settings(settings, scaled_epochs(params, settings["epochs"]), seed)
     spec = gate_spec(params, dataset, gate, latent_dim, data.input_shape, k)
@@ -251,10 +269,17 @@ def _fit_closed_form(
 
 
 def run_moe(
-    dataset: str, gate: str, latent_dim: int, data: Prepared, params: Mapping[str, Any]
+    dataset: str, gate: str, latent_dim: int, data: Prepared, params: Mapping[str, Any],
+    protocol: str = "vaemix",
 ) -> dict[str, Any]:
-    """Fit and export one run per seed of ``params`` (see the module docstring and
-    :mod:`vaemix.seeds`); returns the aggregated metrics written."""
+    """Fit and export one run per seed of ``params`` under ``protocol`` (vaemix | paper: a
+    gradient-trained gate only; see the module docstring and :mod:`vaemix.seeds`); returns
+    the aggregated metrics written."""
+    name = gate
+    if protocol == "paper":
+        if gate not in GRADIENT_GATES:
+            raise ValueError(f"gate {gate!r} is fitted in closed form: it has no paper protocol")
+        params, name = paper_budget(params), moe_paper_run(gate)
     labelled = bool((data.y_train >= 0).all() and (data.y_test >= 0).all())
     if gate == "oracle" and not labelled:
         raise DataError(f"data/prepared/{dataset}: the oracle gate needs class labels, and "
@@ -262,14 +287,14 @@ def run_moe(
 
     def fit_seed(seed: int, artifacts: Path, curves: Path, _checkpoint: Path) -> dict:
         return _run_one(dataset, gate, latent_dim, data, params, seed, labelled, artifacts,
-                        curves)
+                        curves, protocol)
 
-    return run_over_seeds(params, dataset, RunId.moe(gate, latent_dim).name, fit_seed)
+    return run_over_seeds(params, dataset, RunId.moe(name, latent_dim).name, fit_seed)
 
 
 def _run_one(
     dataset: str, gate: str, latent_dim: int, data: Prepared, params: Mapping[str, Any],
-    seed: int, labelled: bool, artifacts: Path, curves_dir: Path,
+    seed: int, labelled: bool, artifacts: Path, curves_dir: Path, protocol: str = "vaemix",
 ) -> dict[str, Any]:
     """One training seed ``seed`` of :func:`run_moe` (``params["seed"]`` is the data's),
     exported into ``artifacts`` and ``curves_dir``; its metrics."""
@@ -279,7 +304,7 @@ def _run_one(
     model = None
     if gate in GRADIENT_GATES:
         out_train, out_test, timing, model = _fit_gradient(
-            gate, latent_dim, dataset, data, params, seed, k, labelled, curves_dir)
+            gate, latent_dim, dataset, data, params, seed, k, labelled, curves_dir, protocol)
     else:
         out_train, out_test, timing = _fit_closed_form(gate, data, params, seed, k, labelled,
                                                        curves_dir)

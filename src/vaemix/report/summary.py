@@ -31,7 +31,7 @@ from vaemix.config import Params
 from vaemix.errors import DataError
 from vaemix.io import METRICS_ROOT, metrics_path, write_text
 from vaemix.metrics import min_clusters
-from vaemix.protocols import other_start_run, paper_run
+from vaemix.protocols import moe_paper_run, other_start_run, paper_run
 from vaemix.run_ids import RunId, run_name
 
 # The metric keys of the output contract, in table order.
@@ -76,10 +76,14 @@ DEFAULT_COLLAPSE_FRACTION = 0.5  # params' collapse_fraction when the params lac
 def moe_methods(params: Params, dataset: str) -> list[str]:
     """The MoE runs ``moe_<gate>_z<d>`` expected on ``dataset``: every gate of
     ``moe.gates`` at every latent dim of ``moe.latent_dims``, then every gate of
-    ``moe.plain_gates`` once, with d = 0 (no latent space)."""
+    ``moe.plain_gates`` once, with d = 0 (no latent space); then the paper-protocol runs
+    ``moe_<gate>_paper_z<d>`` of ``moe.paper_gates`` and ``moe.paper_plain_gates``."""
     moe = params.get("moe") or {}
-    runs = [RunId.moe(g, d) for g in moe.get("gates") or [] for d in moe.get("latent_dims") or []]
+    dims = moe.get("latent_dims") or []
+    runs = [RunId.moe(g, d) for g in moe.get("gates") or [] for d in dims]
     runs += [RunId.moe(g, 0) for g in moe.get("plain_gates") or []]
+    runs += [RunId.moe(moe_paper_run(g), d) for g in moe.get("paper_gates") or [] for d in dims]
+    runs += [RunId.moe(moe_paper_run(g), 0) for g in moe.get("paper_plain_gates") or []]
     return [r.name for r in runs]
 
 
