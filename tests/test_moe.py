@@ -146,7 +146,14 @@ def test_oracle_recovers_the_true_maps_on_noiseless_data():
 def test_moe_params_and_expected_runs(params):
     assert moe_methods(params, "spiral") == [
         "moe_dvmoe_z1", "moe_dvmoe_z2", "moe_dvmoe_z5", "moe_vade_moe_z1", "moe_vade_moe_z2",
-        "moe_vade_moe_z5", "moe_deepmoe_z0", "moe_gmm_moe_z0", "moe_linear_z0", "moe_oracle_z0"]
+        "moe_vade_moe_z5", "moe_deepmoe_z0", "moe_gmm_moe_z0", "moe_linear_z0", "moe_oracle_z0",
+        # the gradient-trained gates as Singh et al. 2018 train them (vaemix.protocols)
+        "moe_dvmoe_paper_z1", "moe_dvmoe_paper_z2", "moe_dvmoe_paper_z5",
+        "moe_vade_moe_paper_z1", "moe_vade_moe_paper_z2", "moe_vade_moe_paper_z5",
+        "moe_deepmoe_paper_z0"]
+    bad = {**params, "moe": {**params["moe"], "paper_plain_gates": ["oracle"]}}
+    with pytest.raises(ParamError, match="'moe.paper_plain_gates'"):
+        validate(bad)     # fitted in closed form: no paper protocol
     params["moe"]["gates"] = ["deepmoe"]
     with pytest.raises(ParamError, match="'moe.gates' has 'deepmoe', a gate without a latent"):
         validate(params)

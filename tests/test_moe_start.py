@@ -75,7 +75,7 @@ def spiral_params(**gate: object) -> dict:
     """params.yaml for a small two-spirals MoE (K = 2, a 2-32-32 network)."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params.update(datasets=["spiral"], seeds=[0], device="cpu")
-    params["budget"] = {"epoch_scale": 1.0, "max_train": None, "max_test": None}
+    params["budget"].update(epoch_scale=1.0, max_train=None, max_test=None)
     params["model"]["spiral"].update(n_clusters=2, latent_dim=2, hidden=[32, 32])
     params["moe"].update(gates=["dvmoe"], latent_dims=[1], plain_gates=["oracle"])
     params["moe"]["dvmoe"].update({"epochs": 8, "batch_size": 64, "lr": 1e-2, "eval_every": 8,

@@ -58,7 +58,7 @@ def tiny_params() -> dict:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["datasets"] = DATASETS
     params["seeds"] = [0]  # two seeds: tests/test_seeds.py, test_reproducibility's resume test
-    params["budget"] = {"epoch_scale": 0.04, "max_train": 400, "max_test": 150}
+    params["budget"].update(epoch_scale=0.04, max_train=400, max_test=150)
     params["data"]["spiral"]["points_per_arm"] = 120
     params["model"]["mnist"]["hidden"] = [64, 64]
     params["model"]["spiral"]["hidden"] = [32, 32]
