@@ -36,6 +36,7 @@ from vaemix.config import validate
 from vaemix.data import load_prepared, prepare_dataset
 from vaemix.io import save_npz, write_json, write_text
 from vaemix.metrics import clustering_metrics, transductive_metrics
+from vaemix.protocols import split_run
 from vaemix.runs import ARTIFACTS, train_and_export
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -217,7 +218,8 @@ def main() -> None:
     params["methods"] = list(args.methods)
     # only encoders that this run trains can feed the baselines (config.validate checks it)
     params["baseline_encoders"] = [e for e in params["baseline_encoders"]
-                                   if e in params["encoders"] or e in args.methods]
+                                   if e in params["encoders"] or split_run(e)[0] in args.methods]
+    params["paper_starts"] = [m for m in params["paper_starts"] if m in args.methods]
     params["datasets"] = list(args.datasets)
     params["latent_sweep"]["latent_dims"] = []  # the sweep is the pipeline's, not this table's
     apply_overrides(params, args.set)

@@ -580,8 +580,11 @@ def write_report(params: Params, root: str | os.PathLike = ".",
         f"{params.get('precision', 'fp32')}",
         f"- seeds: {seeds_of(params)} (every trained run; our numbers are mean ± std over "
         f"them); data seed: {params['seed']}; datasets: {', '.join(params['datasets'])}",
-        f"- budget: epoch_scale {params['budget']['epoch_scale']}, max_train "
-        f"{params['budget']['max_train']}, max_test {params['budget']['max_test']}",
+        f"- budget: epoch_scale {params['budget']['epoch_scale']}"
+        + (f" (the paper-protocol runs: {paper_scale}, far from the papers' budgets)"
+           if (paper_scale := params['budget'].get('paper_epoch_scale')) is not None else "")
+        + f", max_train {params['budget']['max_train']}, max_test "
+        f"{params['budget']['max_test']}",
         "",
     ]
     shown = ["## Figures", "", *_figures(res, figures)]
