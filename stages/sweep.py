@@ -63,7 +63,7 @@ def main(argv: list[str]) -> None:
 
     if kind == "pretrain":
         encoder = args[1]
-        require_listed(params, "latent_sweep.encoders", encoder)
+        require_listed(params, "encoders", encoder)
         train_and_export(encoder, dataset, load_prepared(dataset), swept, "pretrain",
                          name=run_name(encoder, d))
     elif kind in ("train", "from_gmvae"):

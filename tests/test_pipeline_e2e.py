@@ -88,8 +88,7 @@ def tiny_params() -> dict:
     for gate in MOE_TRAINED_GATES:
         params["moe"][gate].update(epochs=50, eval_every=1, hidden=[16], per_dataset={})
     params["moe"]["gmm_moe"].update(pca_dim=4, max_iter=20)
-    params["latent_sweep"] = {"latent_dims": SWEEP_DIMS, "encoders": ENCODERS,
-                              "runs": SWEEP_TRAINED,
+    params["latent_sweep"] = {"latent_dims": SWEEP_DIMS, "runs": SWEEP_TRAINED,
                               "from_gmvae": ["gmvae_dpgmm"],
                               "baseline_encoders": ["vae", "gmvae"]}
     return params

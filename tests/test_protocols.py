@@ -173,12 +173,3 @@ def test_the_report_knows_the_papers_gumbel():
     from vaemix.report.paper_tables import NAGPAL_HARD
 
     assert MODELS["gmvae_dpgmm"].paper.values("mnist")["hard"] is NAGPAL_HARD
-
-
-def test_the_config_knows_which_recipes_start_from_the_autoencoder():
-    """vaemix.config.PRETRAINED_START (the sweep's check, which imports no model) lists
-    exactly the methods whose paper recipe starts from the pretrained AE."""
-    from vaemix.config import PRETRAINED_START
-
-    assert {m for m, cls in MODELS.items() if cls.paper is not None
-            and cls.paper.values(None).get("init") == "ae"} == set(PRETRAINED_START)

@@ -52,9 +52,6 @@ BASELINES = ("kmeans", "gmm", "dpgmm", "umap_gmm")
 LATENT_GATES = ("dvmoe", "vade_moe")
 PLAIN_GATES = ("deepmoe", "gmm_moe", "linear", "oracle")
 GATES: tuple[str, ...] = LATENT_GATES + PLAIN_GATES
-# The methods whose paper recipe starts from the pretrained autoencoder (``init: ae`` in
-# their ``PAPER``; tests/test_protocols.py checks it): in the sweep they need ae_z<d>.
-PRETRAINED_START = ("vade",)
 # Runs of the latent-dimension sweep (latent_sweep.runs; stages/sweep.py) beyond METHODS:
 # the two Gumbel variants of the alternating network of Nagpal et al. 2019.
 SWEEP_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
@@ -166,7 +163,6 @@ SCHEMA: dict[str, Section] = {
                        "max_iter": Key(Int()), "min_weight": Key(FRACTION)},
     "baseline.umap_gmm": UMAP_GMM,
     "latent_sweep": {"latent_dims": Key(Any_()),      # checked with the others below
-                     "encoders": Key(Names(ENCODERS)),
                      "runs": Key(Names(METHODS + tuple(SWEEP_VARIANTS))),
                      "from_gmvae": Key(Any_()),
                      "baseline_encoders": Key(Names(ENCODERS + METHODS))},
@@ -321,11 +317,6 @@ def _validate_latent_sweep(params: Params, encoders: list[str], methods: list[st
     runs, baseline_encoders = sweep["runs"], sweep["baseline_encoders"]
     if not dims:  # no sweep stages: nothing to cross-check
         return
-    swept = sweep["encoders"]
-    for enc in swept:
-        if enc not in encoders:
-            raise ParamError(f"params.yaml: '{key}.encoders' has {enc!r}, which is not in "
-                             "'encoders'")
     for run in runs:
         method = SWEEP_VARIANTS.get(run, (run, {}))[0]
         if method not in methods:
@@ -336,13 +327,12 @@ def _validate_latent_sweep(params: Params, encoders: list[str], methods: list[st
             raise ParamError(f"params.yaml: '{key}.from_gmvae' needs 'gmvae' in '{key}.runs' "
                              "and 'gmvae_dpgmm' in 'methods'")
     for enc in baseline_encoders:
-        if enc not in swept and enc not in runs:
+        if enc not in encoders and enc not in runs:
             raise ParamError(f"params.yaml: '{key}.baseline_encoders' has {enc!r}, which is "
-                             f"neither in '{key}.encoders' nor in '{key}.runs'")
-    pretrained = [r for r in runs if SWEEP_VARIANTS.get(r, (r, {}))[0] in PRETRAINED_START]
-    if pretrained and "ae" not in swept:
-        raise ParamError(f"params.yaml: '{key}.encoders' must include 'ae': {pretrained} "
-                         "start from ae_z<d> as their papers do")
+                             f"neither in 'encoders' nor in '{key}.runs'")
+    if "ae" not in encoders:
+        raise ParamError(f"params.yaml: 'encoders' must include 'ae' when '{key}' runs "
+                         "(its trained runs start from ae_z<d>)")
 
 
 def validate(params: Params) -> Params:
