@@ -173,3 +173,17 @@ def test_the_report_knows_the_papers_gumbel():
     from vaemix.report.paper_tables import NAGPAL_HARD
 
     assert MODELS["gmvae_dpgmm"].paper.values("mnist")["hard"] is NAGPAL_HARD
+
+
+def test_paper_budget_replaces_the_epoch_scale_only_when_set():
+    """budget.paper_epoch_scale scales the paper runs alone; null leaves epoch_scale."""
+    from vaemix.config import scaled_epochs
+    from vaemix.protocols import paper_budget
+
+    params = {"budget": {"epoch_scale": 0.2, "paper_epoch_scale": None, "max_train": 8000}}
+    assert paper_budget(params) == params
+    params["budget"]["paper_epoch_scale"] = 0.02
+    paper = paper_budget(params)
+    assert paper["budget"] == {"epoch_scale": 0.02, "paper_epoch_scale": 0.02, "max_train": 8000}
+    assert params["budget"]["epoch_scale"] == 0.2          # the caller's params untouched
+    assert scaled_epochs(paper, 500) == 10 and scaled_epochs(params, 500) == 100
