@@ -133,3 +133,38 @@ stages:
     assert "src/vaemix/config.py" in missing["train"]
     assert "src/vaemix/models/vade.py" not in missing["train"]  # under a listed folder
     assert "src/vaemix/training.py" not in missing["train"]     # listed itself
+
+
+def test_each_stage_lists_exactly_its_own_code():
+    """dvc.yaml names, per stage, the files of its import closure and no others (so an edit
+    to a module reruns exactly the stages that import it); scripts/code_deps.py writes them."""
+    from scripts.code_deps import rewritten
+
+    text = (ROOT / "dvc.yaml").read_text(encoding="utf-8")
+    assert rewritten(text) == text, "dvc.yaml: run python scripts/code_deps.py"
+    stages = yaml.safe_load(text)["stages"]
+    assert "src/vaemix" not in [str(d).rstrip("/") for s in stages.values() for d in s["deps"]]
+    # evaluate and report read metrics files and draw: no model, no training loop
+    for name in ("evaluate", "report", "baselines", "prepare"):
+        code = [str(d) for d in stages[name]["deps"] if str(d).startswith("src/")]
+        assert "src/vaemix/training.py" not in code, name
+        assert not any(d.startswith("src/vaemix/models/") for d in code), (name, code)
+
+
+def test_a_listed_file_the_stage_does_not_import_is_dropped():
+    """A stale entry (a file the script no longer imports) or the whole folder is replaced by
+    the closure, so the check above fails on either."""
+    from scripts.code_deps import closure_of, rewritten
+
+    old = """stages:
+  evaluate:
+    cmd: python stages/evaluate.py
+    deps:
+      - stages/evaluate.py
+      - src/vaemix/training.py
+      - reports/metrics
+"""
+    new = rewritten(old)
+    assert "src/vaemix/training.py" not in new
+    assert [ln.strip()[2:] for ln in new.splitlines() if "src/vaemix" in ln] == closure_of(
+        "stages/evaluate.py")
