@@ -313,3 +313,18 @@ def test_the_committed_report_is_complete():
         _, rows = table_rows(path.read_text())
         assert rows, name
         check_cells(rows, labels=labels.get(name, 1))
+
+
+def test_a_verdict_is_yes_or_no_only_outside_the_seeds_spread():
+    import math
+
+    from vaemix.report.verdicts import Stat, answer
+
+    assert answer(Stat(0.5, 0.01, 3), Stat(0.7, 0.02, 3), a_below_b=True) == "yes"
+    assert answer(Stat(0.5, 0.01, 3), Stat(0.7, 0.02, 3), a_below_b=False) == "no"
+    assert answer(Stat(0.69, 0.01, 3), Stat(0.7, 0.02, 3), a_below_b=True) == "tie"
+    assert answer(Stat(0.5, math.nan, 1), Stat(0.7, 0.02, 3), a_below_b=True) == "unjudged"
+    m = {"test_mse": 0.2, "std": {"test_mse": 0.05}, "n_seeds": 3}
+    assert Stat.of_metrics(m, "test_mse") == Stat(0.2, 0.05, 3)
+    one = Stat.of_metrics({"acc": 0.9}, "acc")
+    assert (one.mean, one.n) == (0.9, 1) and math.isnan(one.std)

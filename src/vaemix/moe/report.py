@@ -28,7 +28,7 @@ from vaemix.io import load_npz, metrics_path, write_text
 from vaemix.protocols import moe_paper_run
 from vaemix.report import plots
 from vaemix.report.summary import read_metrics
-from vaemix.report.verdicts import Stat, compare
+from vaemix.report.verdicts import Stat, answer, compare
 from vaemix.run_ids import RunId
 
 # Singh et al. 2018, Table 1 ("regression loss" on the test split) and the one VaDE-gate
@@ -87,12 +87,6 @@ def _ratio(m: dict, oracle: dict) -> float | None:
     return mse / floor if mse is not None and floor else None
 
 
-def _stat(m: dict, key: str) -> Stat:
-    """A metrics file's ``key`` over its seeds (vaemix.seeds.aggregate)."""
-    std = (m.get("std") or {}).get(key)
-    return Stat(float(m[key]), math.nan if std is None else float(std), int(m.get("n_seeds", 1)))
-
-
 def does_it_hold(metrics: dict[tuple[str, str, int], dict], dataset: str,
                  dims: list[int]) -> str:
     """Singh et al. 2018, sec. 8.2 / Table 1: DVMoE's regression loss is below DeepMoE's,
@@ -114,13 +108,14 @@ def does_it_hold(metrics: dict[tuple[str, str, int], dict], dataset: str,
     down = [name for name, m in runs.items() if m.get("collapsed")]
     if down:
         return f"{claim}: cannot be judged, collapsed: {', '.join(down)}"
-    deep = _stat(runs[deep_name], "test_mse")
+    deep = Stat.of_metrics(runs[deep_name], "test_mse")
     answers = {d: compare((RunId.moe(dv_gate, d).name, deep_name),
-                          _stat(runs[RunId.moe(dv_gate, d).name], "test_mse"), deep,
+                          Stat.of_metrics(runs[RunId.moe(dv_gate, d).name], "test_mse"), deep,
                           a_below_b=True, fmt="{:.4f}") for d in dims}
-    first = {a.split(",")[0].split(" ")[0] for a in answers.values()}
-    overall = ("yes" if first == {"yes"} else "no" if "no" in first
-               else "cannot be judged from one seed" if "cannot" in first else "tie")
+    said = {answer(Stat.of_metrics(runs[RunId.moe(dv_gate, d).name], "test_mse"), deep,
+                   a_below_b=True) for d in dims}
+    overall = ("yes" if said == {"yes"} else "no" if "no" in said
+               else "cannot be judged from one seed" if "unjudged" in said else "tie")
     return f"{claim}: {overall} (" + "; ".join(f"z{d}: {a}" for d, a in answers.items()) + ")"
 
 

@@ -45,7 +45,7 @@ from vaemix.report.summary import (
     is_collapsed,
     result_text,
 )
-from vaemix.report.verdicts import Stat, compare
+from vaemix.report.verdicts import Stat, answer, compare
 from vaemix.report.verdicts import markdown_table as _table
 from vaemix.run_ids import RunId
 from vaemix.seeds import seeds_of
@@ -307,8 +307,7 @@ def nagpal_table2(res: Results) -> tuple[str, list[str]]:
              if n.startswith("Proposed network") or n == "GMVAE+DP-GMM"]
     one_seed = len(seeds_of(res.params)) < 2
     if below:
-        answers = [compare(("", ""), a, b, a_below_b=True).split(",")[0].split(" (")[0]
-                   for a, b in below]
+        answers = [answer(a, b, a_below_b=True) for a, b in below]
         counts = ", ".join(f"{answers.count(a)} {a}" for a in dict.fromkeys(answers))
         verdicts.append("The alternating network stays below GMVAE + DP-GMM (NMI; paper "
                         "protocol): " + (f"cannot be judged from one seed, below in "
