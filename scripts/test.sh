@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-.venv/bin/ruff check src stages tests bench scripts
+.venv/bin/ruff check src stages tests bench scripts examples
 # the same kernels on every x86-64 CPU (the gate's reference may come from another one)
 . scripts/portable_numerics.sh
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 NUMBA_NUM_THREADS=1

@@ -21,7 +21,7 @@ def main(argv: list[str]) -> None:
     params = load_params()
     require_listed(params, "datasets", dataset)
     require_listed(params, "encoders", encoder)
-    check_model_sections(params)  # every option of every model, before any work
+    check_model_sections(params, only=encoder)  # its options, before any work
     relaunch(params, __file__, argv)  # distributed.nproc_per_node > 1: under torchrun
     train_and_export(encoder, dataset, load_prepared(dataset), params, "pretrain")
 

@@ -24,7 +24,7 @@ def main(argv: list[str]) -> None:
     from vaemix.data import load_prepared
     from vaemix.distributed import relaunch
     from vaemix.errors import ParamError
-    from vaemix.models import MODELS, check_model_sections
+    from vaemix.models import check_model_sections, model_class
     from vaemix.protocols import PROTOCOLS, other_start, other_start_run
     from vaemix.runs import ARTIFACTS, train_and_export
 
@@ -39,7 +39,7 @@ def main(argv: list[str]) -> None:
     require_listed(params, "methods", method)
     if kind == "paper_other_start":
         require_listed(params, "paper_starts", method)
-    check_model_sections(params)  # every option of every model, before any work
+    check_model_sections(params, only=method)  # its options, before any work
     relaunch(params, __file__, argv)  # distributed.nproc_per_node > 1: under torchrun
     init: dict = {"ae_checkpoint": ARTIFACTS / dataset / "ae" / "model.pt"}
     data = load_prepared(dataset)
@@ -52,7 +52,7 @@ def main(argv: list[str]) -> None:
     else:
         train_and_export(method, dataset, data, params, "train", init=init, protocol="paper",
                          name=other_start_run(method),
-                         overrides=other_start(MODELS[method].paper, dataset))
+                         overrides=other_start(model_class(method).paper, dataset))
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ def one_thread():
 # The slowest modules, run first: under pytest-xdist (scripts/test.sh runs two workers with
 # --dist loadfile --no-loadscope-reorder) one worker takes the end-to-end `dvc repro` at once
 # while the other goes through the rest.
-SLOW_FIRST = ("test_pipeline_e2e.py", "test_sweeps.py")
+SLOW_FIRST = ("test_pipeline_e2e.py", "test_sweeps.py", "test_add_a_method.py")
 
 
 def pytest_collection_modifyitems(config, items):

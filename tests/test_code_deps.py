@@ -10,67 +10,15 @@ the file itself or a folder above it. Otherwise a change to that file would leav
 
 from __future__ import annotations
 
-import ast
-import re
 from pathlib import Path
 
 import yaml
 
+from scripts.code_deps import METHOD_ITEM, SCRIPT_RE, stage_files
+from vaemix.imports import SRC, import_closure
+from vaemix.registry import method_file, method_names
+
 ROOT = Path(__file__).resolve().parents[1]
-SRC = ROOT / "src"
-_SCRIPT_RE = re.compile(r"\bpython\s+(stages/\S+\.py)")
-
-
-def module_file(name: str) -> Path | None:
-    """The file of module ``name`` (``vaemix.a.b``) under src/, or None (not ours)."""
-    if name.split(".")[0] != "vaemix":
-        return None
-    base = SRC.joinpath(*name.split("."))
-    for path in (base / "__init__.py", base.with_suffix(".py")):
-        if path.is_file():
-            return path
-    return None
-
-
-def _package_of(path: Path) -> list[str]:
-    """The dotted package a file under src/ belongs to (for relative imports)."""
-    if not path.is_relative_to(SRC):
-        return []
-    return list(path.relative_to(SRC).parent.parts)
-
-
-def imported_modules(path: Path) -> set[str]:
-    """Every module name a file may import, anywhere in it (functions included); for
-    ``from m import x`` both ``m`` and ``m.x`` (x may be a submodule); every parent package
-    of each name too (importing ``a.b.c`` runs ``a/__init__.py`` and ``a/b/__init__.py``)."""
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            parts = _package_of(path)
-            if node.level:
-                parts = parts[: len(parts) - node.level + 1]
-                base = ".".join(parts + ([node.module] if node.module else []))
-            else:
-                base = node.module or ""
-            names.add(base)
-            names.update(f"{base}.{alias.name}" for alias in node.names)
-    parents = {".".join(n.split(".")[:i]) for n in names for i in range(1, n.count(".") + 1)}
-    return names | parents
-
-
-def import_closure(script: Path) -> set[Path]:
-    """The files of src/vaemix that running ``script`` may import, transitively."""
-    seen: set[Path] = set()
-    todo = [script]
-    while todo:
-        for name in imported_modules(todo.pop()):
-            path = module_file(name)
-            if path is not None and path not in seen:
-                seen.add(path)
-                todo.append(path)
-    return seen
 
 
 def _covers(dep: str, rel: str) -> bool:
@@ -79,18 +27,25 @@ def _covers(dep: str, rel: str) -> bool:
 
 
 def uncovered(dvc_yaml: str) -> dict[str, list[str]]:
-    """Per stage, the files of its script's import closure that none of its deps covers."""
+    """Per stage, the files of its script's import closure that none of its deps covers; a
+    stage that runs one method by name (``${item.method}``) is checked for every method,
+    with that method's module imported and its name put into the deps."""
     missing: dict[str, list[str]] = {}
     for name, stage in yaml.safe_load(dvc_yaml)["stages"].items():
-        match = _SCRIPT_RE.search(stage["cmd"])
+        match = SCRIPT_RE.search(stage["cmd"])
         assert match, f"stage {name}: no 'python stages/<x>.py' in its cmd"
         script = match.group(1)
         deps = [str(d) for d in stage.get("deps", [])]
         assert script in deps, f"stage {name}: does not depend on its script {script}"
-        files = sorted(p.relative_to(ROOT).as_posix() for p in import_closure(ROOT / script))
-        bad = [f for f in files if not any(_covers(d, f) for d in deps)]
-        if bad:
-            missing[name] = bad
+        runs = method_names() if METHOD_ITEM in stage["cmd"] else [None]
+        for method in runs:
+            extra = [method_file(method)] if method else []
+            files = sorted(p.relative_to(ROOT).as_posix()
+                           for p in import_closure(ROOT / script, *extra))
+            named = [d.replace(METHOD_ITEM, method) if method else d for d in deps]
+            bad = [f for f in files if not any(_covers(d, f) for d in named)]
+            if bad:
+                missing[f"{name} ({method})" if method else name] = bad
     return missing
 
 
@@ -129,10 +84,26 @@ stages:
       - src/vaemix/
 """
     missing = uncovered(old)
-    assert list(missing) == ["train"]
-    assert "src/vaemix/config.py" in missing["train"]
-    assert "src/vaemix/models/vade.py" not in missing["train"]  # under a listed folder
-    assert "src/vaemix/training.py" not in missing["train"]     # listed itself
+    assert list(missing) == [f"train ({m})" for m in method_names()]   # checked per method
+    assert "src/vaemix/config.py" in missing["train (vade)"]
+    assert "src/vaemix/models/vade.py" not in missing["train (vade)"]  # under a listed folder
+    assert "src/vaemix/training.py" not in missing["train (vade)"]     # listed itself
+
+
+def test_a_method_module_missing_from_the_deps_is_caught():
+    """Listing the shared model code but not ${item.method}'s module leaves each method's
+    own file uncovered."""
+    old = """
+stages:
+  train:
+    cmd: python stages/train.py ${item.dataset} ${item.method}
+    deps:
+      - stages/train.py
+      - src/vaemix/__init__.py
+"""
+    missing = uncovered(old)
+    assert "src/vaemix/models/vade.py" in missing["train (vade)"]
+    assert "src/vaemix/models/vade.py" not in missing["train (dmvae)"]
 
 
 def test_each_stage_lists_exactly_its_own_code():
@@ -154,7 +125,7 @@ def test_each_stage_lists_exactly_its_own_code():
 def test_a_listed_file_the_stage_does_not_import_is_dropped():
     """A stale entry (a file the script no longer imports) or the whole folder is replaced by
     the closure, so the check above fails on either."""
-    from scripts.code_deps import closure_of, rewritten
+    from scripts.code_deps import rewritten, stage_deps
 
     old = """stages:
   evaluate:
@@ -166,5 +137,32 @@ def test_a_listed_file_the_stage_does_not_import_is_dropped():
 """
     new = rewritten(old)
     assert "src/vaemix/training.py" not in new
-    assert [ln.strip()[2:] for ln in new.splitlines() if "src/vaemix" in ln] == closure_of(
-        "stages/evaluate.py")
+    assert [ln.strip()[2:] for ln in new.splitlines() if "src/vaemix" in ln] == stage_deps(
+        "python stages/evaluate.py")
+
+
+def test_a_stage_that_trains_one_method_depends_on_that_module_alone():
+    """train@<ds>-<m> lists models/${item.method}.py and the code the method modules share,
+    not the other methods: an edit to vade.py leaves dmvae's stages up to date."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    for name in ("train", "train_paper", "train_paper_start"):
+        code = {str(d) for d in stages[name]["deps"] if str(d).startswith("src/")}
+        assert "src/vaemix/models/${item.method}.py" in code, name
+        assert {"src/vaemix/models/__init__.py", "src/vaemix/models/base.py",
+                "src/vaemix/models/init.py"} <= code, name
+        for solo in ("vade", "dmvae", "movae", "idec"):   # no other method imports them
+            assert f"src/vaemix/models/{solo}.py" not in code, (name, solo)
+        # the GMVAE family builds on gmvae.py, IDEC on dec.py: shared by every train stage
+        assert {"src/vaemix/models/gmvae.py", "src/vaemix/models/dec.py"} <= code, name
+    # a stage that builds models from other names (the sweep's runs) lists them all
+    sweep = {str(d) for d in stages["train_z"]["deps"]}
+    assert {"src/vaemix/models/vade.py", "src/vaemix/models/dmvae.py"} <= sweep or \
+        "src/vaemix/models" in sweep
+
+
+def test_stage_files_follow_the_method_named_in_the_command():
+    files, by_name = stage_files("python stages/train.py ${item.dataset} ${item.method}")
+    assert by_name and method_file("vade") not in files
+    files, by_name = stage_files("python stages/evaluate.py")
+    assert not by_name and not any(p.parent.name == "models" for p in files)
+    assert SRC in method_file("vade").parents

@@ -91,7 +91,7 @@ _DELETE = object()
         ("train.vade.lr", 0, "'train.vade.lr' must be a positive number"),
         ("train.vade.lr_decay", -0.9, "'train.vade.lr_decay' must be a positive number"),
         ("train.movae.epochs", 2.5, "'train.movae.epochs' must be a positive integer"),
-        ("train.dmvae", _DELETE, "missing key 'train.dmvae'"),
+        ("train.dmvae", [1], "'train.dmvae' must be a mapping"),
         ("train.dmvae.tau_start", 0, "'train.dmvae.tau_start' must be a positive number"),
         ("train.dmvae.tau_end", -0.1, "'train.dmvae.tau_end' must be a positive number"),
         # every temperature of every method (the models declare their own options)
@@ -258,3 +258,17 @@ def test_every_committed_option_is_known_to_its_model(params):
         for name in params[section]:
             for ds in params["datasets"]:
                 check_options(name, training_settings(params, section, name, ds))
+
+
+def test_a_method_without_a_params_section_runs_on_its_declared_defaults():
+    """Naming a method in ``methods`` is enough: with no train.<method> section, the
+    model class's ``defaults`` and ``options`` give every setting."""
+    from vaemix.models import check_model_sections, method_settings, model_class
+
+    params = load_params(ROOT / "params.yaml")
+    del params["train"]["dmvae"]
+    validate(params)
+    check_model_sections(params, only="dmvae")
+    settings = method_settings(params, "train", "dmvae", "mnist")
+    assert settings == model_class("dmvae").defaults
+    assert {"epochs", "batch_size", "lr"} <= set(settings)

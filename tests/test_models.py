@@ -15,13 +15,19 @@ def test_model_interface(name):
     spec = ModelSpec(input_shape=(1, 28, 28), latent_dim=3, n_clusters=4, hidden=(32, 16))
     model = build_model(name, spec)
     x = torch.rand(6, 1, 28, 28)
-    terms = model.loss(x)
+    if model.indexed_loss:   # per-example state (DEC's target), set before the first step
+        model.before_step(0, x)
+        terms = model.loss(x, torch.arange(6))
+    else:
+        terms = model.loss(x)
     assert terms["loss"].dim() == 0 and torch.isfinite(terms["loss"])
     ev = model.evaluate(x)
-    assert ev["test_recon_ll"].shape == (6,) and (ev["test_recon_ll"] < 0).all()
+    assert all(v.shape == (6,) for v in ev.values()) and ev
     assert model.encode(x).shape == (6, 3)
-    assert model.reconstruct(x).shape == x.shape
-    assert ((model.reconstruct(x) >= 0) & (model.reconstruct(x) <= 1)).all()
+    if model.reconstructs:
+        assert ev["test_recon_ll"].shape == (6,) and (ev["test_recon_ll"] < 0).all()
+        assert model.reconstruct(x).shape == x.shape
+        assert ((model.reconstruct(x) >= 0) & (model.reconstruct(x) <= 1)).all()
 
 
 def test_vae_elbo_below_reconstruction_term():
@@ -200,3 +206,46 @@ def test_loss_blowing_up_while_finite_stops_training():
     with pytest.raises(NumericalError, match=r"'loss' is 1e\+10 at epoch 1, batch 2, more than "
                                              r"10000 times its first value 1e\+05"):
         fit(Growing(), torch.zeros(8, 2), TrainConfig(epochs=2, batch_size=4, lr=0.0))
+
+
+class _StopsAtStep5(Model):
+    """A model whose stopping rule fires before step 5 (as DEC's tolerance does)."""
+
+    def __init__(self) -> None:
+        super().__init__(ModelSpec(input_shape=(4,), latent_dim=2, n_clusters=2))
+        self.lin = torch.nn.Linear(4, 2)
+        self.steps: list[int] = []
+
+    def before_step(self, step: int, x_train: torch.Tensor) -> bool:
+        self.steps.append(step)
+        return step == 5
+
+    def loss(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        loss = self.lin(x).pow(2).mean()
+        return {"loss": loss}
+
+
+def test_the_loop_stops_where_the_model_says_and_records_the_epochs_run():
+    x = torch.randn(8, 4)   # batch 2: four steps an epoch, the stop before the 6th step
+    model = _StopsAtStep5()
+    result = fit(model, x, TrainConfig(epochs=10, batch_size=2, lr=1e-2, seed=0))
+    assert model.steps == [0, 1, 2, 3, 4, 5]   # counted over the whole run
+    assert result.epochs == 2 and len(result.history) == 2   # the second epoch, cut short
+    model = _StopsAtStep5()
+    result = fit(model, x, TrainConfig(epochs=10, batch_size=8, lr=1e-2, seed=0))
+    assert result.epochs == 5 and len(result.history) == 5   # step 5 opens epoch 6: not run
+
+
+def test_the_registry_finds_methods_by_their_declaration_and_imports_them_by_name():
+    import sys
+
+    from vaemix.models import model_class
+    from vaemix.registry import method_names
+
+    names = method_names()
+    assert {"vade", "dmvae", "dec", "idec"} <= set(names)
+    assert not {"base", "init", "ae"} & set(names)   # shared code, not methods
+    assert list(MODELS)[:2] == ["ae", "vae"] and set(names) <= set(MODELS)
+    with pytest.raises(KeyError, match="unknown method 'foo'"):
+        model_class("foo")
+    assert model_class("vade").__name__ == "VaDE" and "vaemix.models.vade" in sys.modules

@@ -221,6 +221,7 @@ def test_a_forced_collapse_is_marked_and_not_judged(project):
         {"gmvae_paper": True, "concrete_gmvae_paper": True, "vae+gmm": False})
     summary["n_components_effective"] = summary["method"].map(
         {"gmvae_paper+dpgmm": 9, "gmvae_dpgmm_paper": 4})
+    summary["learns_k"] = summary["method"].isin(["gmvae_paper+dpgmm", "gmvae_dpgmm_paper"])
     gate = {"dataset": "mnist", "method": "moe_dvmoe_z2", "test_mse": 0.5, "acc": 0.3,
             "n_clusters_used": 3, "n_clusters_expected": 10, "collapsed": True}
     summary = pd.concat([summary, pd.DataFrame([gate])], ignore_index=True)

@@ -184,7 +184,8 @@ def summary_rows() -> pd.DataFrame:
             ("moe_dvmoe_z2", "moe", 0.3, 10)]
     df = pd.DataFrame(rows, columns=["method", "kind", "acc", "n_clusters_used"])
     return df.assign(dataset="mnist", nmi=df["acc"] - 0.1, acc_std=0.01,
-                     n_components_effective=df["n_clusters_used"])
+                     n_components_effective=df["n_clusters_used"],
+                     learns_k=df["method"].isin(["gmvae_dpgmm", "vae+dpgmm"]))
 
 
 PARAMS = {"model": {"mnist": {"n_clusters": 10}}, "collapse_fraction": 0.5}

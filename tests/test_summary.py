@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -152,9 +153,10 @@ def collapse_project(root) -> dict:
                                        "n_clusters_expected": 10}, root=root)
     write_metrics("mnist", "ae+gmm", {**scores, "acc": 0.3, "n_clusters_used": 2}, root=root)
     write_metrics("mnist", "vae+dpgmm", {**scores, "acc": 0.4, "n_clusters_used": 3,
+                                         "learns_k": True,
                                          "n_components_effective": 3, "collapsed": True,
                                          "n_clusters_expected": 10}, root=root)
-    write_metrics("mnist", "ae+dpgmm", {**scores, "n_clusters_used": 1,
+    write_metrics("mnist", "ae+dpgmm", {**scores, "n_clusters_used": 1, "learns_k": True,
                                         "n_components_effective": 1, "collapsed": True,
                                         "n_clusters_expected": 10}, root=root)
     return params
@@ -208,9 +210,18 @@ def test_fill_collapse_of_an_old_summary():
     params = {"model": {"mnist": {"n_clusters": 10}}, "collapse_fraction": 0.5}
     old = pd.DataFrame({"dataset": ["mnist"] * 4,
                         "method": ["gmvae", "vade", "gmvae_dpgmm", "ae"],
+                        "learns_k": [False, False, True, False],
                         "n_clusters_used": [1.0, 9.0, 2.0, None]})
     df = fill_collapse(old, params)
     assert list(df["collapsed"].astype(object).where(df["collapsed"].notna(), None)) == [
         True, False, False, None]
-    assert learns_k("gmvae_dpgmm_soft_z8") and learns_k("vae_z8+dpgmm")
-    assert not learns_k("gmvae_dpgmm+gmm") and not learns_k("gmvae")
+    # a summary written before the column: nothing learns K, so 2 of 10 is collapsed
+    df = fill_collapse(old.drop(columns="learns_k"), params)
+    assert bool(df["collapsed"].iloc[2]) is True
+
+
+def test_a_run_learns_k_when_its_metrics_say_so():
+    """The summary reads it from the metrics file (the model class or the DP-GMM baseline
+    declares it, vaemix.models.base.Model.learns_k), never from the run's name."""
+    assert learns_k({"learns_k": True}) and learns_k(pd.Series({"learns_k": np.True_}))
+    assert not learns_k({"learns_k": False}) and not learns_k({"method": "gmvae_dpgmm"})

@@ -77,6 +77,7 @@ def _fit_dpgmm(z: np.ndarray, k: int, s: Mapping[str, Any], seed: int):
     ).fit(z)
     used = int(np.sum(dp.weights_ > float(s["min_weight"])))
     extra = {
+        "learns_k": True,   # the summary shows its effective K (vaemix.report.summary)
         "n_components_effective": used,
         "truncation": truncation,
         "converged": bool(dp.converged_),

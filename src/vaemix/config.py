@@ -20,7 +20,9 @@ import yaml
 
 from vaemix.errors import ParamError
 from vaemix.protocols import paper_run, split_run
+from vaemix.registry import method_names
 from vaemix.schema import (
+    REQUIRED,
     Any_,
     Bool,
     Int,
@@ -39,11 +41,10 @@ from vaemix.schema import refuse_unknown as schema_refuse_unknown
 
 DATASETS = ("mnist", "spiral", "cifar100", "npz")
 ENCODERS = ("ae", "vae")
-# Mixture models trained by train@<dataset>-<method>; each has a module in vaemix.models,
-# an entry in vaemix.models.MODELS and a section train.<method> in params.yaml.
-METHODS: tuple[str, ...] = (
-    "vade", "dmvae", "movae", "gmvae", "concrete_gmvae", "gmvae_dpgmm"
-)
+# Mixture models trained by train@<dataset>-<method>: every module of vaemix.models that
+# declares a METHOD (vaemix.registry); its train.<method> section of params.yaml is optional
+# (the model class declares a default for every key).
+METHODS: tuple[str, ...] = method_names()
 # The same methods as their papers train them (vaemix.protocols): train_paper@ stages
 PAPER_METHODS: tuple[str, ...] = tuple(paper_run(m) for m in METHODS)
 BASELINES = ("kmeans", "gmm", "dpgmm", "umap_gmm")
@@ -71,6 +72,7 @@ Params = dict[str, Any]
 # the training loop's, TRAINING.
 POSITIVE, NONNEG = Number(), Number(strict=False)
 FRACTION = Number(high=1.0)
+FRACTION_OR_0 = Number(high=1.0, strict=False)
 COVARIANCES = OneOf(("full", "tied", "diag", "spherical"))
 TRAINING: Section = {   # the training loop (vaemix.training.TrainConfig)
     "epochs": Key(Int()),
@@ -81,6 +83,8 @@ TRAINING: Section = {   # the training loop (vaemix.training.TrainConfig)
     "lr_decay": Key(POSITIVE, 1.0),        # the learning rate times this ...
     "lr_decay_every": Key(Int(), 10),      # ... every this many epochs ...
     "lr_min": Key(NONNEG, 0.0),            # ... never below this
+    "optimizer": Key(OneOf(("adam", "sgd")), "adam"),   # sgd: DEC's (Xie et al. 2016)
+    "momentum": Key(FRACTION_OR_0, 0.0),   # SGD's momentum
     "adam_eps": Key(POSITIVE, 1e-8),       # Adam's epsilon
     "grad_clip": Key(Number(nullable=True), None),   # max gradient norm; null = none
     "checkpoint_every": Key(Int(0), 5),    # epochs between checkpoints; 0 = none
@@ -225,6 +229,14 @@ def get(params: Mapping[str, Any], key: str) -> Any:
     return node
 
 
+def _optional_section(params: Mapping[str, Any], section: str, name: str) -> Any:
+    """``<section>.<name>``; None where a ``train`` section is absent (the model's
+    declared defaults apply), a ParamError naming the key for any other section."""
+    if section == "train" and name not in (params.get("train") or {}):
+        return None
+    return get(params, f"{section}.{name}")
+
+
 def seed_list(params: Mapping[str, Any], key: str) -> list[int] | None:
     """A non-empty list of distinct non-negative integers, or null (absent = null)."""
     v = params.get(key) if isinstance(params, Mapping) else None
@@ -248,7 +260,9 @@ def _validate_training(params: Params, section: str, name: str) -> None:
     ``per_dataset`` override merged in. The methods' own options are the models'
     (vaemix.models.check_options)."""
     base = f"{section}.{name}"
-    sect = get(params, base)
+    sect = _optional_section(params, section, name)
+    if sect is None and section == "train":   # absent: the model's declared defaults
+        return
     if not isinstance(sect, Mapping):
         raise fail(base, "a mapping", sect)
     overrides = sect.get("per_dataset") or {}
@@ -260,9 +274,12 @@ def _validate_training(params: Params, section: str, name: str) -> None:
         if not isinstance(over, Mapping):
             raise fail(f"{base}.per_dataset.{ds}", "a mapping", over)
     schema = SCHEMA.get(base, TRAINING)   # a gate's section is declared whole
+    if section == "train":   # the model class declares defaults (vaemix.models.method_settings)
+        schema = {k: Key(spec.type, None) if spec.default is REQUIRED else spec
+                  for k, spec in schema.items()}
     for ds in [None, *overrides]:
         merged = training_settings(params, section, name, ds) if ds else dict(sect)
-        if schema is TRAINING:
+        if base not in SCHEMA:   # the training loop's keys; the model checks its own
             merged = {k: v for k, v in merged.items() if k in TRAINING}
         where = f"{base}.per_dataset.{ds}" if ds else base
         parse_section(where, merged, schema, ignore=("per_dataset",))
@@ -441,8 +458,9 @@ def load_params(path: str | Path = "params.yaml") -> Params:
 def training_settings(
     params: Params, section: str, name: str, dataset: str | None
 ) -> dict[str, Any]:
-    """A method's settings with its ``per_dataset`` overrides for ``dataset`` applied."""
-    sect = copy.deepcopy(dict(get(params, f"{section}.{name}")))
+    """A method's settings with its ``per_dataset`` overrides for ``dataset`` applied (an
+    absent ``train.<method>`` section: none; the model's defaults are vaemix.models')."""
+    sect = copy.deepcopy(dict(_optional_section(params, section, name) or {}))
     overrides = sect.pop("per_dataset", None) or {}
     if dataset is not None and dataset in overrides:
         sect.update(overrides[dataset])

@@ -94,8 +94,8 @@ class LossModule(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, x: Tensor) -> dict[str, Tensor]:
-        return self.model.loss(x)
+    def forward(self, x: Tensor, *idx: Tensor) -> dict[str, Tensor]:
+        return self.model.loss(x, *idx)   # idx: a model with an indexed loss
 
 
 def wrap(model: nn.Module, device: torch.device) -> nn.Module:

@@ -146,3 +146,21 @@ def relaxed_gaussian_prior(zeta: Tensor, means: Tensor, logvars: Tensor) -> tupl
     N(mu_c, sigma_c^2), the relaxation Singh et al. 2018 (sec. 7) ask for as tau -> 0.
     """
     return zeta @ means, torch.log(zeta @ torch.exp(logvars))
+
+
+def log_student_t_assignments(z: Tensor, centres: Tensor, alpha: float = 1.0) -> Tensor:
+    """ln q_ij [N, K], DEC's soft assignment of z_i [N, d] to centre mu_j [K, d] (Xie et
+    al. 2016, eq. 1): q_ij proportional to (1 + ||z_i - mu_j||^2 / alpha)^(-(alpha + 1) / 2),
+    normalised over j; computed in log space (log1p, logsumexp)."""
+    sq = (z.unsqueeze(1) - centres.unsqueeze(0)).pow(2).sum(-1)
+    log_kernel = -(alpha + 1.0) / 2.0 * torch.log1p(sq / alpha)
+    return log_kernel - torch.logsumexp(log_kernel, dim=1, keepdim=True)
+
+
+def target_distribution(q: Tensor) -> Tensor:
+    """DEC's auxiliary target P [N, K] of soft assignments q [N, K] (Xie et al. 2016,
+    eq. 3): p_ij = (q_ij^2 / f_j) / sum_j' (q_ij'^2 / f_j'), f_j = sum_i q_ij the soft
+    cluster frequencies. Squaring sharpens the assignments; dividing by f_j keeps large
+    clusters from taking over."""
+    weight = q.pow(2) / q.sum(0, keepdim=True).clamp_min(torch.finfo(q.dtype).tiny)
+    return weight / weight.sum(1, keepdim=True)

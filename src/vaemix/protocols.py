@@ -46,13 +46,31 @@ class Cited:
 
 
 @dataclass(frozen=True)
+class Published:
+    """A score a paper reports for its method, transductive (fitted and scored on the same
+    images): ``on`` says which images, ``source`` where the number is printed."""
+
+    acc: float
+    nmi: float | None
+    on: str
+    source: str
+
+    def metrics(self) -> dict[str, Any]:
+        """As the paper run's metrics file carries it (the report quotes it beside ours)."""
+        return {"published_acc": self.acc, "published_nmi": self.nmi,
+                "published_on": self.on, "published_source": self.source}
+
+
+@dataclass(frozen=True)
 class Recipe:
     """A method's settings as its paper trains it: the keys of its params section (the
     training loop's and the method's own), each :class:`Cited`; ``per_dataset`` replaces
-    some of them on one dataset, as ``per_dataset`` does in params.yaml."""
+    some of them on one dataset, as ``per_dataset`` does in params.yaml. ``published``:
+    the paper's own scores, by dataset."""
 
     settings: Mapping[str, Cited]
     per_dataset: Mapping[str, Mapping[str, Cited]] = field(default_factory=dict)
+    published: Mapping[str, Published] = field(default_factory=dict)
 
     def cited(self, dataset: str | None) -> dict[str, Cited]:
         """The recipe on ``dataset``: its settings with that dataset's replacements."""

@@ -5,7 +5,8 @@ both call :func:`train_and_export`, which writes
 
 - ``artifacts/<dataset>/<method>/``: ``model.pt`` (state dict and spec), ``latents.npz``
   (posterior means of train and test with labels), ``recon.npz`` (32 test inputs and
-  their reconstructions), and for clustering models ``pred.npz`` and ``samples.npz``;
+  their reconstructions; models with a decoder), and for clustering models ``pred.npz`` and
+  (generative ones) ``samples.npz``;
 - ``reports/metrics/<dataset>/<method>.json``, the contract metrics on the test split;
 - ``reports/curves/<dataset>/<method>/``, the per-epoch curves (dvclive).
 
@@ -34,21 +35,30 @@ import numpy as np
 import torch
 from sklearn.cluster import KMeans
 
-import vaemix
 from vaemix import distributed
 from vaemix.config import (
+    TRAINING_KEYS,
     check_clusters_fit,
     resolve_device,
     scale_schedules,
     scaled_epochs,
-    training_settings,
 )
 from vaemix.data import Prepared
 from vaemix.data.common import sha256_array, sha256_file
+from vaemix.imports import SRC, import_closure
 from vaemix.io import atomic_dir, save_npz
 from vaemix.metrics import clustering_metrics, transductive_metrics
-from vaemix.models import MODELS, Model, build_model, check_options, spec_from_params
-from vaemix.protocols import paper_budget, paper_run, paper_settings
+from vaemix.models import (
+    ENCODER_CLASSES,
+    Model,
+    build_model,
+    check_options,
+    method_settings,
+    model_class,
+    spec_from_params,
+)
+from vaemix.protocols import VAEMIX_START, paper_budget, paper_run, paper_settings
+from vaemix.registry import method_file
 from vaemix.seeds import run_over_seeds, seed_path, seeds_of
 from vaemix.training import (
     Anchor,
@@ -80,12 +90,15 @@ def latent_probe(
     return {"acc": m["acc"], "nmi": m["nmi"]}
 
 
-def code_digest() -> str:
-    """sha256 over the source files of the vaemix package (what a checkpoint was made by)."""
+def code_digest(method: str) -> str:
+    """sha256 over the package files a run of ``method`` may execute (what a checkpoint was
+    made by): the import closure of this module and of the method's own module, the one
+    its train@ stage lists in dvc.yaml. A change to the report keeps the checkpoint."""
+    module = "ae" if method in ENCODER_CLASSES else method
+    files = import_closure(Path(__file__), method_file(module))
     h = hashlib.sha256()
-    root = Path(vaemix.__file__).parent
-    for path in sorted(root.rglob("*.py")):
-        h.update(path.relative_to(root).as_posix().encode())
+    for path in sorted(files):
+        h.update(path.relative_to(SRC).as_posix().encode())
         h.update(path.read_bytes())
     return h.hexdigest()
 
@@ -106,7 +119,7 @@ def resume_key(
         "settings": {k: v for k, v in settings.items() if k != "checkpoint_every"},
         "config": {k: v for k, v in asdict(config).items() if k != "checkpoint_every"},
         "spec": asdict(spec), "device": device.type, "init": init_files,
-        "code": code_digest(), "torch": torch.__version__,
+        "code": code_digest(method), "torch": torch.__version__,
         "processes": getattr(distributed.current(), "world", 1),
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
@@ -136,12 +149,21 @@ def train_and_export(
     replace some settings (the latent sweep's Gumbel variants, its start from a GMVAE).
     Returns the aggregated metrics that were written.
     """
+    quoted: dict[str, Any] = {}   # the paper's own score, beside its recipe's run
     if protocol == "paper":
         params = paper_budget(params)   # budget.paper_epoch_scale, when set
+        recipe = model_class(method).paper
+        if name is None and recipe is not None and dataset in recipe.published:
+            quoted = recipe.published[dataset].metrics()
         name = name or paper_run(method)
-        given = paper_settings(method, MODELS[method].paper, dataset)
+        # a method without a cited recipe (a user's own): its declared defaults, as its
+        # author trains it, with none of vaemix's start
+        cls = model_class(method)
+        given = (paper_settings(method, recipe, dataset) if recipe is not None
+                 else {**cls.defaults, **{k: v for k, v in VAEMIX_START.items()
+                                          if k in TRAINING_KEYS or k in cls.options}})
     else:
-        given = training_settings(params, section, method, dataset)
+        given = method_settings(params, section, method, dataset)
     settings = scale_schedules(params, {**given, **(overrides or {})})
     check_options(method, settings)  # a misspelled option stops before any work
     device = resolve_device(params["device"])
@@ -165,9 +187,10 @@ def train_and_export(
                           init_of(seed))
 
     def fit_seed(seed: int, artifacts: Path, curves: Path, checkpoint: Path) -> dict | None:
-        return _train_one(method, dataset, data, section, spec, config_of(seed), device,
-                          init_of(seed), key_of(seed), artifacts, curves, checkpoint,
-                          name or method)
+        metrics = _train_one(method, dataset, data, section, spec, config_of(seed), device,
+                             init_of(seed), key_of(seed), artifacts, curves, checkpoint,
+                             name or method)
+        return metrics if metrics is None else {**metrics, **quoted}
 
     metrics = run_over_seeds(params, dataset, name or method, fit_seed, key_of=key_of)
     distributed.teardown()
@@ -208,7 +231,7 @@ def _train_one(
     # in train_seconds. Its own test clustering is recorded as start_* beside the end's.
     init_start = time.perf_counter()
     start: dict[str, Any] = {}
-    if init is not None and hasattr(model, "initialise"):
+    if init is not None:
         model.initialise(x_train, seed=seed, **init)
         if model.clusters and labelled:
             model.eval()
@@ -218,7 +241,7 @@ def _train_one(
     init_seconds = time.perf_counter() - init_start
 
     # a model warmed up on the start's partition keeps it as a term (training.Anchor)
-    labels = getattr(model, "start_labels", None)
+    labels = model.start_labels
     anchor = (Anchor(labels, config.anchor_weight)
               if labels is not None and config.anchor_weight > 0 else None)
     result = fit(
@@ -241,8 +264,9 @@ def _train_one(
             z_test=batched(model.encode, x_test).numpy(),
             y_train=data.y_train, y_test=data.y_test,
         )
-        save_npz(out / "recon.npz", x=data.x_test[:N_RECON],
-                 x_recon=batched(model.reconstruct, x_test[:N_RECON]).numpy())
+        if model.reconstructs:
+            save_npz(out / "recon.npz", x=data.x_test[:N_RECON],
+                     x_recon=batched(model.reconstruct, x_test[:N_RECON]).numpy())
         if model.clusters:
             pred = batched(model.predict_clusters, x_test).numpy().astype(np.int64)
             pred_train = batched(model.predict_clusters, x_train).numpy().astype(np.int64)
@@ -251,10 +275,13 @@ def _train_one(
             if labelled:
                 metrics.update(clustering_metrics(data.y_test, pred))
             metrics.update(transductive_metrics(data.y_train, pred_train))
-            gen = torch.Generator(device=device).manual_seed(seed)
-            save_npz(out / "samples.npz",
-                     samples=model.sample_per_cluster(8, generator=gen).cpu().numpy())
+            if model.generates:
+                gen = torch.Generator(device=device).manual_seed(seed)
+                save_npz(out / "samples.npz",
+                         samples=model.sample_per_cluster(8, generator=gen).cpu().numpy())
     metrics.update(model.summary_metrics())
+    if model.clusters:   # the summary shows a learned K instead of judging it against K
+        metrics["learns_k"] = model.learns_k
     metrics.update(start)
     metrics.update(
         train_seconds=init_seconds + result.train_seconds,

@@ -74,6 +74,8 @@ class TrainConfig:
     lr_decay_every: int = 10  # ... every this many epochs (VaDE: 0.9 every 10) ...
     lr_min: float = 0.0  # ... never below this (VaDE's code: max(0.9 lr, 0.0002) on MNIST)
     adam_eps: float = 1e-8  # Adam's epsilon (VaDE's code: 1e-4)
+    optimizer: str = "adam"  # adam | sgd (with ``momentum``; DEC's, Xie et al. 2016)
+    momentum: float = 0.0
     grad_clip: float | None = None  # max gradient norm; None = no clipping
     checkpoint_every: int = 0  # epochs between checkpoints; 0 = none
     # stop when the loss exceeds its first value by this many times max(|first|, 1)
@@ -98,6 +100,8 @@ class TrainConfig:
             lr_decay_every=int(s["lr_decay_every"]),
             lr_min=float(s["lr_min"]),
             adam_eps=float(s["adam_eps"]),
+            optimizer=str(s["optimizer"]),
+            momentum=float(s["momentum"]),
             grad_clip=_optional_float(s["grad_clip"]),
             checkpoint_every=int(s["checkpoint_every"] or 0),
             max_loss_growth=_optional_float(s["max_loss_growth"]),
@@ -124,6 +128,15 @@ class Anchor:
 
     labels: Tensor  # [N] long, on the training data's device
     weight: float
+
+
+def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    """Adam (the default) or SGD with momentum, as ``config`` says."""
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                               weight_decay=config.weight_decay)
+    return torch.optim.Adam(model.parameters(), lr=config.lr,
+                            weight_decay=config.weight_decay, eps=config.adam_eps)
 
 
 @dataclass
@@ -316,10 +329,7 @@ class _Run:
     ) -> None:
         self.model, self.x_train, self.config, self.anchor = model, x_train, config, anchor
         self.evaluate, self.desc = evaluate, desc
-        self.optimizer = optimizer or torch.optim.Adam(
-            model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
-            eps=config.adam_eps,
-        )
+        self.optimizer = optimizer or make_optimizer(model, config)
         self.scheduler = torch.optim.lr_scheduler.StepLR(
             self.optimizer, step_size=config.lr_decay_every, gamma=config.lr_decay
         )
@@ -380,7 +390,7 @@ class _Run:
     def _terms(self, idx: Tensor) -> dict[str, Tensor]:
         """The model's loss terms on the batch ``idx``, plus the anchor's when there is one."""
         xb = self.x_train[idx]
-        terms = self.step(xb)
+        terms = self.step(xb, idx) if self.model.indexed_loss else self.step(xb)
         if self.anchor is None:
             return terms
         ce = F.nll_loss(self.model.log_q_c(xb), self.anchor.labels[idx])
@@ -404,60 +414,87 @@ class _Run:
         bar = tqdm(range(self.start, config.epochs), desc=self.desc, unit="epoch",
                    dynamic_ncols=True, mininterval=interval, maxinterval=max(interval, 10.0),
                    initial=self.start, total=config.epochs, disable=not main, file=sys.stderr)
+        epochs_run = config.epochs
         for epoch in bar:
             model.train()
             start = time.perf_counter()  # epoch hooks (e.g. DP-GMM refits) count as training time
             model.start_epoch(epoch, config.epochs)
-            order = torch.randperm(n, generator=self.gen).to(x_train.device)
-            sums: dict[str, float] = {}
-            for b in range(n_batches):
-                idx = distributed.shard(
-                    order[b * config.batch_size : (b + 1) * config.batch_size], self.group)
-                with torch.autocast(x_train.device.type, torch.bfloat16, enabled=bf16):
-                    terms = self._terms(idx)
-                if bf16:
-                    terms = {k: v.float() for k, v in terms.items()}
-                values = {k: float(v.detach()) for k, v in terms.items()}
-                _check_finite(values, epoch, b)
-                if self.first_terms is None:
-                    self.first_terms = values
-                _check_loss(values, self.first_terms, config.max_loss_growth, epoch, b)
-                self.optimizer.zero_grad(set_to_none=True)
-                terms["loss"].backward()
-                _check_gradient(model, epoch, b)
-                if config.grad_clip is not None:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-                self.optimizer.step()
-                for k, v in values.items():
-                    sums[k] = sums.get(k, 0.0) + v * len(idx)
+            sums, rows, stopped = self._epoch(epoch, n_batches, bf16)
             self.scheduler.step()
             for group in self.optimizer.param_groups:   # the floor: StepLR decays from it
                 group["lr"] = max(group["lr"], config.lr_min)
             if x_train.device.type == "cuda":
                 torch.cuda.synchronize(x_train.device)
             self.train_seconds += time.perf_counter() - start
-            sums = distributed.sum_over_ranks(sums, self.group)
-            record = {f"train/{k}": v / n for k, v in sums.items()}
-            last = epoch + 1 == config.epochs
-            if (self.evaluate is not None and main
-                    and ((epoch + 1) % config.eval_every == 0 or last)):
-                model.eval()
-                record.update({f"test/{k}": float(v) for k, v in self.evaluate(model).items()})
-            self.history.append(record)
-            bar.set_postfix(loss=f"{record['train/loss']:.3f}", refresh=False)  # drawn next
-            if live is not None:
-                for k, v in record.items():
-                    live.log_metric(k, v, plot=True)
-                live.next_step()
-            if (self.checkpoint_dir is not None and not last and main
-                    and (epoch + 1) % config.checkpoint_every == 0):
-                self._save(epoch + 1)
+            if stopped:   # the model's convergence test (before_step) ended the run here
+                epochs_run = epoch + (1 if rows else 0)
+                print(f"{self.desc}: converged in epoch {epoch + 1} (the model's stopping "
+                      "rule)", file=sys.stderr)
+            if rows:
+                self._log_epoch(epoch, sums, rows, last=stopped or epoch + 1 == config.epochs,
+                                live=live, bar=bar)
+            if stopped:
+                break
         model.eval()
-        seen = n * config.epochs
+        seen = n * epochs_run
         return TrainResult(
-            epochs=config.epochs,
+            epochs=epochs_run,
             train_seconds=self.train_seconds,
             samples_per_second=seen / self.train_seconds if self.train_seconds > 0 else 0.0,
             history=self.history,
             resumed_from=self.start,
         )
+
+    def _epoch(self, epoch: int, n_batches: int, bf16: bool) -> tuple[dict[str, float], int, bool]:
+        """One pass over the shuffled training set: the summed loss terms, the rows they
+        cover, and whether the model's ``before_step`` stopped the run before a batch."""
+        model, x_train, config = self.model, self.x_train, self.config
+        order = torch.randperm(len(x_train), generator=self.gen).to(x_train.device)
+        sums: dict[str, float] = {}
+        rows, stopped = 0, False
+        for b in range(n_batches):
+            if model.before_step(epoch * n_batches + b, x_train):
+                stopped = True
+                break
+            idx = distributed.shard(
+                order[b * config.batch_size : (b + 1) * config.batch_size], self.group)
+            with torch.autocast(x_train.device.type, torch.bfloat16, enabled=bf16):
+                terms = self._terms(idx)
+            if bf16:
+                terms = {k: v.float() for k, v in terms.items()}
+            values = {k: float(v.detach()) for k, v in terms.items()}
+            _check_finite(values, epoch, b)
+            if self.first_terms is None:
+                self.first_terms = values
+            _check_loss(values, self.first_terms, config.max_loss_growth, epoch, b)
+            self.optimizer.zero_grad(set_to_none=True)
+            terms["loss"].backward()
+            _check_gradient(model, epoch, b)
+            if config.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            self.optimizer.step()
+            for k, v in values.items():
+                sums[k] = sums.get(k, 0.0) + v * len(idx)
+            rows += len(idx)
+        rows = int(distributed.sum_over_ranks({"rows": rows}, self.group)["rows"])
+        return distributed.sum_over_ranks(sums, self.group), rows, stopped
+
+    def _log_epoch(self, epoch: int, sums: Mapping[str, float], rows: int, *, last: bool,
+                   live: Any, bar: Any) -> None:
+        """The epoch's curves (train terms averaged over its rows, the test probe every
+        ``eval_every`` epochs and at the end) and its checkpoint."""
+        config, main = self.config, self.group is None or self.group.main
+        record = {f"train/{k}": v / rows for k, v in sums.items()}
+        if (self.evaluate is not None and main
+                and ((epoch + 1) % config.eval_every == 0 or last)):
+            self.model.eval()
+            record.update({f"test/{k}": float(v) for k, v in self.evaluate(self.model).items()})
+        self.history.append(record)
+        bar.set_postfix(loss=f"{record['train/loss']:.3f}", refresh=False)  # drawn next
+        if live is not None:
+            for k, v in record.items():
+                live.log_metric(k, v, plot=True)
+            live.next_step()
+        if (self.checkpoint_dir is not None and not last and main
+                and (epoch + 1) % config.checkpoint_every == 0):
+            self._save(epoch + 1)

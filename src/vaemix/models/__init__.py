@@ -1,34 +1,62 @@
-"""The method registry: every trainable model by its id in params.yaml.
+"""The method registry: every trainable model by its id in params.yaml, imported by name.
 
-A new method adds one module here and one entry in ``MODELS`` (and its id in
-``vaemix.config.METHODS``); the stages, training loop and metrics pick it up.
+A method is one module of this package that sets ``METHOD`` to its :class:`Model` subclass
+(``vaemix.registry`` finds it; ``vaemix/models/foo.py`` is the method ``foo``). The class
+declares everything the pipeline needs (:class:`vaemix.models.base.Model`): its params
+section and a default for every key (``options``, ``defaults``), its start hooks
+(``initialise``, ``start_labels``), whether it learns its K (``learns_k``) and its paper's
+recipe (``paper``). Naming it in ``methods`` of params.yaml is the only other step; a
+``train.<id>`` section there overrides the declared defaults. A module is imported when its
+method is first built or checked, so a stage that trains VaDE imports no other model.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import importlib
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from vaemix.config import TRAINING_KEYS, refuse_unknown, training_settings
-from vaemix.models.ae import VAE, AutoEncoder
+from vaemix.errors import ParamError
 from vaemix.models.base import Model, ModelSpec
-from vaemix.models.concrete_gmvae import ConcreteGMVAE
-from vaemix.models.dmvae import DMVAE
-from vaemix.models.gmvae import GMVAE
-from vaemix.models.gmvae_dpgmm import GMVAEDPGMM
-from vaemix.models.movae import MoVAE
-from vaemix.models.vade import VaDE
+from vaemix.registry import method_names
 
-MODELS: dict[str, type[Model]] = {
-    "ae": AutoEncoder,
-    "vae": VAE,
-    "dmvae": DMVAE,
-    "movae": MoVAE,
-    "vade": VaDE,
-    "gmvae": GMVAE,
-    "concrete_gmvae": ConcreteGMVAE,
-    "gmvae_dpgmm": GMVAEDPGMM,
-}
+# The autoencoders of the pretrain@ stages live together in vaemix.models.ae.
+ENCODER_CLASSES = {"ae": "AutoEncoder", "vae": "VAE"}
+
+
+def model_class(name: str) -> type[Model]:
+    """The class of method or encoder ``name``, its module imported on first use."""
+    if name in ENCODER_CLASSES:
+        module, attr = "ae", ENCODER_CLASSES[name]
+    elif name in method_names():
+        module, attr = name, "METHOD"
+    else:
+        known = ", ".join((*ENCODER_CLASSES, *method_names()))
+        raise KeyError(f"unknown method {name!r} (known: {known})")
+    cls = getattr(importlib.import_module(f"vaemix.models.{module}"), attr)
+    if not (isinstance(cls, type) and issubclass(cls, Model)):
+        raise TypeError(f"vaemix/models/{module}.py: {attr} must be a Model subclass")
+    return cls
+
+
+class _Registry(Mapping[str, type[Model]]):
+    """``MODELS[name]``: :func:`model_class`; iterating lists every name without imports."""
+
+    def __getitem__(self, name: str) -> type[Model]:
+        try:
+            return model_class(name)
+        except KeyError as err:
+            raise KeyError(name) from err
+
+    def __iter__(self) -> Iterator[str]:
+        return iter((*ENCODER_CLASSES, *method_names()))
+
+    def __len__(self) -> int:
+        return len(ENCODER_CLASSES) + len(method_names())
+
+
+MODELS: Mapping[str, type[Model]] = _Registry()
 
 
 def spec_from_params(
@@ -47,6 +75,20 @@ def spec_from_params(
     )
 
 
+def method_settings(params: Mapping[str, Any], section: str, name: str,
+                    dataset: str | None) -> dict[str, Any]:
+    """The settings of ``name`` on ``dataset``: the class's declared ``defaults`` under its
+    ``<section>.<name>`` params section (absent: the defaults alone) and that section's
+    ``per_dataset`` overrides."""
+    settings = {**model_class(name).defaults,
+                **training_settings(params, section, name, dataset)}
+    for key in ("epochs", "batch_size", "lr"):   # the training loop's keys without a default
+        if key not in settings:
+            raise ParamError(f"params.yaml: missing key '{section}.{name}.{key}' (the model "
+                             f"class {model_class(name).__name__} declares no default)")
+    return settings
+
+
 def check_options(name: str, settings: Mapping[str, Any],
                   where: str | None = None) -> dict[str, Any]:
     """The options of the model ``name`` in ``settings`` (its params section, per-dataset
@@ -54,30 +96,31 @@ def check_options(name: str, settings: Mapping[str, Any],
     nor the training loop (vaemix.config.TRAINING) declares stops here with the closest
     one ("'train.vade.lrr': unknown key; did you mean 'lr'?"), a bad value with its key
     (under ``where``, default the model's section)."""
-    model = MODELS[name]
+    model = model_class(name)
     refuse_unknown(where or model.section, settings, TRAINING_KEYS | set(model.options))
     return model.parse_options(settings, where)
 
 
-def check_model_sections(params: Mapping[str, Any]) -> None:
+def check_model_sections(params: Mapping[str, Any], only: str | None = None) -> None:
     """:func:`check_options` for every pretrain.<encoder> and train.<method> that
-    ``params`` runs, and for each of their ``per_dataset`` overrides (named as such)."""
+    ``params`` runs (``only``: that one alone, so that a stage imports its own model only),
+    and for each of their ``per_dataset`` overrides (named as such)."""
     for section, names in (("pretrain", params["encoders"]), ("train", params["methods"])):
         for name in names:
-            base = params[section][name]
-            check_options(name, {k: v for k, v in base.items() if k != "per_dataset"})
-            for ds, over in (base.get("per_dataset") or {}).items():
+            if only is not None and name != only:
+                continue
+            check_options(name, method_settings(params, section, name, None))
+            raw = (params.get(section) or {}).get(name) or {}
+            for ds, over in (raw.get("per_dataset") or {}).items():
                 where = f"{section}.{name}.per_dataset.{ds}"
-                refuse_unknown(where, over, TRAINING_KEYS | set(MODELS[name].options))
-                check_options(name, training_settings(params, section, name, ds), where)
+                refuse_unknown(where, over, TRAINING_KEYS | set(model_class(name).options))
+                check_options(name, method_settings(params, section, name, ds), where)
 
 
 def build_model(name: str, spec: ModelSpec) -> Model:
-    if name not in MODELS:
-        raise KeyError(f"unknown method {name!r} (known: {', '.join(sorted(MODELS))})")
     check_options(name, spec.options)
-    return MODELS[name](spec)
+    return model_class(name)(spec)
 
 
 __all__ = ["MODELS", "Model", "ModelSpec", "build_model", "check_model_sections", "check_options",
-           "spec_from_params"]
+           "method_names", "method_settings", "model_class", "spec_from_params"]

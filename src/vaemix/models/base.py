@@ -28,8 +28,9 @@ class ModelSpec:
 
 class Model(nn.Module):
     """Base class. Subclasses implement ``loss``, ``evaluate`` and ``encode``; clustering
-    models also ``predict_clusters`` (and set ``clusters = True``) and generative mixture
-    models ``sample_per_cluster``.
+    models also ``predict_clusters`` and ``log_q_c`` (and set ``clusters = True``) and
+    generative mixture models ``sample_per_cluster``. A method's module sets ``METHOD`` to
+    its class (vaemix.registry); the class declares the rest below.
     """
 
     clusters: bool = False
@@ -37,6 +38,22 @@ class Model(nn.Module):
     # the method's own options in that section, each declared once with its type and
     # default, beside the training loop's (vaemix.config.TRAINING); any other key is refused
     options: Section = {}
+    # defaults of the training loop's keys that have none there (epochs, batch_size, lr):
+    # with these the method runs with no params section at all (vaemix.models.method_settings)
+    defaults: ClassVar[dict[str, Any]] = {}
+    # what the run exports beside its clusters: reconstructions (recon.npz) and, for a
+    # generative mixture, samples per cluster (samples.npz); DEC has neither
+    reconstructs: ClassVar[bool] = True
+    generates: ClassVar[bool] = True
+    # whether the clustering learns its number of clusters (a Dirichlet process): the
+    # summary then shows its effective K instead of judging it against the dataset's K
+    learns_k: ClassVar[bool] = False
+    # whether ``loss`` takes the batch's row indices in the training data (``idx``), for a
+    # method that keeps per-example state, e.g. DEC's target distribution
+    indexed_loss: ClassVar[bool] = False
+    # the start's partition of the training points [N] when ``initialise`` warmed the
+    # model up on one: the training loop keeps it as the anchor (vaemix.training.Anchor)
+    start_labels: Tensor | None = None
     # the method as its paper trains it, every setting cited (vaemix.protocols): the runs
     # <method>_paper; None for the encoders, which have no paper protocol
     paper: ClassVar[Recipe | None] = None
@@ -79,8 +96,20 @@ class Model(nn.Module):
         trains it)."""
         raise TypeError(f"{type(self).__name__} does not cluster")
 
+    def initialise(self, x_train: Tensor, *, seed: int, **init: Any) -> None:
+        """The start, before training: ``init`` holds what the train stage offers (the
+        pretrained autoencoder's checkpoint ``ae_checkpoint``, vaemix's ``start``
+        partition). The default keeps the random networks; a model that starts from a
+        clustering sets :attr:`start_labels` when it warmed up on one."""
+
     def start_epoch(self, epoch: int, n_epochs: int) -> None:
         """Hook called before each training epoch (temperature schedules, prior refits)."""
+
+    def before_step(self, step: int, x_train: Tensor) -> bool:
+        """Hook called before each optimiser step ``step`` (counted from 0 over the whole
+        run) with the whole training set; True stops training there (a convergence test,
+        e.g. DEC's tolerance on changed labels). The default does nothing."""
+        return False
 
     def summary_metrics(self) -> dict[str, Any]:
         """Model-specific numbers for the metrics file (e.g. a DP-GMM's effective K)."""

@@ -83,6 +83,7 @@ class ConcreteGMVAE(GMVAE):
     """GMVAE trained with one Concrete sample of y per example (eq. 7-8)."""
 
     section = "train.concrete_gmvae"
+    defaults = {"epochs": 100, "batch_size": 256, "lr": 0.001}  # as params.yaml
     options = {**GMVAE.options, **CONCRETE_OPTIONS}
     paper = PAPER
 
@@ -119,3 +120,6 @@ class ConcreteGMVAE(GMVAE):
             self.step += 1
         return {"loss": w * t["kl_y"] + t["kl_z"] - t["recon_ll"], "recon_nll": -t["recon_ll"],
                 "kl_z": t["kl_z"], "kl_y": t["kl_y"], "kl_y_weight": torch.tensor(w)}
+
+
+METHOD = ConcreteGMVAE

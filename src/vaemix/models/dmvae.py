@@ -138,6 +138,7 @@ class DMVAE(Model):
 
     clusters = True
     section = "train.dmvae"
+    defaults = {"epochs": 100, "batch_size": 256, "lr": 0.001}  # as params.yaml
     options = {
         "tau_start": Key(Number(), 1.0),   # Gumbel-softmax temperature, annealed ...
         "tau_end": Key(Number(), 0.5),     # ... to this, exponentially ...
@@ -302,3 +303,6 @@ class DMVAE(Model):
 
         params = [*self.c_trunk.parameters(), *self.c_logits.parameters()]
         fit_to_targets(self, params, cross_entropy, x_train, self.opts["q_init_epochs"], seed)
+
+
+METHOD = DMVAE

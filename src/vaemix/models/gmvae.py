@@ -114,6 +114,7 @@ class GMVAE(Model):
 
     clusters = True
     section = "train.gmvae"
+    defaults = {"epochs": 100, "batch_size": 256, "lr": 0.001}  # as params.yaml
     options = {
         "head_hidden": Key(IntList(), [512, 256]),   # q(y|x), q(z|x,y) on the shared trunk
         "prior_init_scale": Key(Number(), 1.0),
@@ -318,3 +319,6 @@ class GMVAE(Model):
         p_mean, p_logvar = self.prior_params()
         comps = self.sample_components()
         return self.decode_draws(sample_per_component(p_mean[comps], p_logvar[comps], n, generator))
+
+
+METHOD = GMVAE

@@ -134,6 +134,8 @@ class GMVAEDPGMM(ConcreteGMVAE):
     """Concrete-trained GMVAE whose prior p(y), p(z|y) is refit by a DP-GMM (Algorithm 1)."""
 
     section = "train.gmvae_dpgmm"
+    defaults = {"epochs": 100, "batch_size": 256, "lr": 0.001}  # as params.yaml
+    learns_k = True   # the DP-GMM prior keeps the components its data need
     options = {**ConcreteGMVAE.options, **DP_OPTIONS,
                "init": Key(OneOf(("ae", "none", "gmvae")), "none")}   # gmvae: the sweep's
     paper = PAPER
@@ -336,3 +338,5 @@ class GMVAEDPGMM(ConcreteGMVAE):
         order = torch.argsort(w, descending=True)
         return order[w[order] > self.opts["min_weight"]]
 
+
+METHOD = GMVAEDPGMM

@@ -6,7 +6,8 @@ to set the mixture prior.
 How that first mixture is found is the option ``init_clusters`` of the methods that use it:
 ``gmm`` is VaDE's EM on the latents; ``spectral`` clusters a k-nearest-neighbour graph of
 the latents (Ng, Jordan & Weiss 2002, the normalised Laplacian's leading eigenvectors) and
-takes each cluster's weight, mean and variance as the diagonal mixture. EM on Gaussians
+takes each cluster's weight, mean and variance as the diagonal mixture; ``kmeans`` is DEC's
+start (Xie et al. 2016, sec. 3.2: K-means with 20 restarts on the codes). EM on Gaussians
 cuts the elongated, curved clusters an autoencoder's latent space holds; the graph follows
 them. ``spectral_consensus`` removes the one free choice of ``spectral``, the graph's
 neighbourhood size: it clusters the graphs of several sizes and keeps the partition that
@@ -30,7 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.cluster import SpectralClustering
+from sklearn.cluster import KMeans, SpectralClustering
 from sklearn.metrics import normalized_mutual_info_score
 from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import KNeighborsClassifier
@@ -44,7 +45,8 @@ from vaemix.umap_gmm import fit_umap_gmm, settings_with_defaults, umap_graph
 # Floor on the GMM's variances (in latent units squared), so log-variances stay finite.
 MIN_VARIANCE = 1e-4
 # the choices of the methods' option init_clusters
-INIT_CLUSTERS = ("gmm", "spectral", "spectral_consensus", "umap", "umap_or_spectral")
+INIT_CLUSTERS = ("gmm", "kmeans", "spectral", "spectral_consensus", "umap", "umap_or_spectral")
+KMEANS_RESTARTS = 20   # DEC's K-means start (Xie et al. 2016, sec. 3.2; their code: n_init 20)
 # the starts that partition every training point (the pseudo-labels of self_train)
 PARTITION_STARTS = ("umap", "umap_or_spectral")
 SPECTRAL_NEIGHBOURS = 10     # k of the k-nearest-neighbour graph
@@ -117,6 +119,16 @@ def fit_diag_gmm(z: np.ndarray, n_clusters: int, seed: int, n_init: int = 3) -> 
         variances=np.maximum(gmm.covariances_, MIN_VARIANCE).astype(np.float32),
         labels=gmm.predict(z).astype(np.int64),
     )
+
+
+def kmeans_mixture(z: np.ndarray, n_clusters: int, seed: int,
+                   n_init: int = KMEANS_RESTARTS) -> MixtureInit:
+    """K-means on latents, the start of DEC and IDEC (Xie et al. 2016, sec. 3.2): its
+    centres as the means, each cluster's weight and variance beside them."""
+    km = KMeans(n_clusters=n_clusters, n_init=n_init, random_state=seed).fit(z)
+    mix = mixture_from_labels(z, km.labels_.astype(np.int64), n_clusters)
+    mix.means = km.cluster_centers_.astype(np.float32)
+    return mix
 
 
 def mixture_from_labels(z: np.ndarray, labels: np.ndarray, n_clusters: int) -> MixtureInit:
@@ -324,6 +336,8 @@ def fit_mixture(z: np.ndarray, n_clusters: int, seed: int, how: str = "gmm",
         return umap_or_spectral_mixture(z, n_clusters, seed, start)
     if how == "gmm":
         return fit_diag_gmm(z, n_clusters, seed)
+    if how == "kmeans":
+        return kmeans_mixture(z, n_clusters, seed)
     if how == "spectral":
         return spectral_mixture(z, n_clusters, seed)
     if how == "spectral_consensus":
@@ -440,7 +454,8 @@ def self_train(
 
     def loss(idx: Tensor) -> Tensor:
         xb = x_train[idx]
-        return model.loss(xb)["loss"] + weight * F.nll_loss(model.log_q_c(xb), targets[idx])
+        own = model.loss(xb, idx) if model.indexed_loss else model.loss(xb)
+        return own["loss"] + weight * F.nll_loss(model.log_q_c(xb), targets[idx])
 
     adam_epochs(model, model.parameters(), loss, len(x_train), epochs, seed, batch_size, lr,
                 desc=f"warm-up on the start's partition ({type(model).__name__})")

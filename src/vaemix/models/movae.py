@@ -175,6 +175,7 @@ class MoVAE(Model):
 
     clusters = True
     section = "train.movae"
+    defaults = {"epochs": 100, "batch_size": 256, "lr": 0.001}  # as params.yaml
     options = {
         "balance_weight": Key(Number(strict=False), 0.1),
         "balance": Key(OneOf(BALANCES), "variance"),
@@ -311,3 +312,6 @@ class MoVAE(Model):
         z = torch.randn(self.spec.n_clusters, n, self.spec.latent_dim, device=device,
                         generator=generator)
         return self.likelihood.mean(self.expert_decode(z))
+
+
+METHOD = MoVAE

@@ -113,6 +113,7 @@ class VaDE(Model):
 
     clusters = True
     section = "train.vade"
+    defaults = {"epochs": 100, "batch_size": 256, "lr": 0.0005}  # as params.yaml
     options = {
         "init": Key(OneOf(("ae", "none")), "ae"),
         "init_clusters": Key(OneOf(INIT_CLUSTERS), "gmm"),
@@ -278,3 +279,6 @@ class VaDE(Model):
             # latents agree with it (see vaemix.models.init.self_train)
             self_train(self, x_train, mix.labels,
                        self.opts["self_train_epochs"], seed, self.opts["self_train_weight"])
+
+
+METHOD = VaDE

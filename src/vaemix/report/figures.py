@@ -157,7 +157,7 @@ def main_runs(summary: pd.DataFrame, params: Params, dataset: str) -> pd.DataFra
     rows = fill_collapse(summary[summary["dataset"] == dataset], params)
     rows = rows[rows["kind"].isin(["mixture", "baseline"])
                 & rows["method"].astype(str).map(lambda m: RunId.parse(m).latent_dim is None)]
-    notes = [cluster_note(r) if is_collapsed(r) or learns_k(str(r["method"])) else ""
+    notes = [cluster_note(r) if is_collapsed(r) or learns_k(r) else ""
              for _, r in rows.iterrows()]
     return rows.assign(note=notes)
 

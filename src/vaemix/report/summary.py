@@ -11,9 +11,10 @@ over seeds, collapsed when any seed is). Every table marks such a run, "collapse
 10 clusters", and strikes its scores out instead of presenting them as a result
 (:func:`cluster_note`, :func:`result_text`). Metrics files written before the flag get it
 from ``n_clusters_used`` and K (:func:`collapse_of`). A run that learns its number of
-clusters (a DP-GMM: ``<encoder>+dpgmm`` and the ``gmvae_dpgmm`` family, :func:`learns_k`)
-is not judged against K: it shows its effective K, and counts as collapsed only when it
-uses a single cluster.
+clusters (its metrics file says ``learns_k``: the ``<encoder>+dpgmm`` baselines and the
+methods whose class declares it, vaemix.models.base.Model.learns_k; :func:`learns_k`) is not
+judged against K: it shows its effective K, and counts as collapsed only when it uses a
+single cluster.
 """
 
 from __future__ import annotations
@@ -64,8 +65,13 @@ COLLAPSE_KEYS = ("n_clusters_expected", "n_seeds_collapsed", "n_components_effec
 # The mixture models' own clusters right after their start (AE copy, first clustering,
 # warm-up; vaemix.runs), beside the end's, and what the start cost.
 START_KEYS = ("start_acc", "start_nmi", "init_seconds")
-COLUMNS = ("dataset", "method", "kind", "collapsed", *CONTRACT_KEYS, *START_KEYS,
-           *COLLAPSE_KEYS, "n_seeds", *(f"{k}_std" for k in STD_KEYS))
+# A paper run's metrics carry its paper's own score (vaemix.protocols.Published), quoted
+# by the report beside ours: two numbers and two texts.
+PUBLISHED_KEYS = ("published_acc", "published_nmi")
+PUBLISHED_TEXT = ("published_on", "published_source")
+COLUMNS = ("dataset", "method", "kind", "collapsed", "learns_k", *CONTRACT_KEYS, *START_KEYS,
+           *COLLAPSE_KEYS, "n_seeds", *(f"{k}_std" for k in STD_KEYS), *PUBLISHED_KEYS,
+           *PUBLISHED_TEXT)
 KINDS = ("encoder", "baseline", "mixture", "moe")
 # Scores of a run's quality: struck out, never shown as a result, when the run collapsed.
 RESULT_KEYS = ("acc", "nmi", "ari", "train_acc", "train_nmi", "train_ari", "completeness",
@@ -138,13 +144,11 @@ def method_kind(method: str, params: Params) -> str:
     return "mixture"
 
 
-def learns_k(method: str) -> bool:
-    """True for a clustering that learns its number of clusters (a DP-GMM): the
-    ``<encoder>+dpgmm`` baselines and the ``gmvae_dpgmm`` family, sweep runs included."""
-    run = RunId.parse(method)
-    if run.baseline:
-        return run.baseline == "dpgmm"
-    return run.base.startswith("gmvae_dpgmm")
+def learns_k(record: Any) -> bool:
+    """True for a clustering that learns its number of clusters (a DP-GMM), as its metrics
+    file (or a summary row, a Series or dict) records it: ``learns_k`` true."""
+    flag = record.get("learns_k")
+    return flag is True or (isinstance(flag, bool | np.bool_) and bool(flag))
 
 
 def collapse_fraction(params: Params) -> float:
@@ -173,13 +177,13 @@ def collapse_of(
     used = [u for u in used if not math.isnan(u)]
     k = expected_clusters(metrics, n_clusters)
     flag, judged_on = metrics.get("collapsed"), _number(metrics.get("n_clusters_expected"))
-    if (not learns_k(method) and isinstance(flag, bool)
+    if (not learns_k(metrics) and isinstance(flag, bool)
             and (math.isnan(judged_on) or judged_on == k)):  # not a MoE judged on K
         n = _number(metrics.get("n_seeds_collapsed"))
         return flag, int(flag) if math.isnan(n) else int(n)
-    if not used or (k is None and not learns_k(method)):
+    if not used or (k is None and not learns_k(metrics)):
         return None, None
-    least = 2 if learns_k(method) else min_clusters(int(k), fraction)
+    least = 2 if learns_k(metrics) else min_clusters(int(k), fraction)
     n = sum(u < least for u in used)
     return n > 0, n
 
@@ -234,7 +238,8 @@ def collect(params: Params, root: str | os.PathLike = METRICS_ROOT) -> pd.DataFr
         row.update({k: _number(metrics.get(k)) for k in COLLAPSE_KEYS})
         row.update({k: _number(metrics.get(k)) for k in START_KEYS})
         k = n_clusters_of(params, ds)
-        if not learns_k(method):
+        row["learns_k"] = learns_k(metrics)
+        if not row["learns_k"]:
             row["n_clusters_expected"] = _float(expected_clusters(metrics, k))
         collapsed, n_collapsed = collapse_of(metrics, method, k, collapse_fraction(params))
         row["collapsed"] = pd.NA if collapsed is None else collapsed
@@ -242,10 +247,14 @@ def collect(params: Params, root: str | os.PathLike = METRICS_ROOT) -> pd.DataFr
         row["n_seeds"] = _number(metrics.get("n_seeds", 1))
         std = metrics.get("std") if isinstance(metrics.get("std"), dict) else {}
         row.update({f"{k}_std": _number(std.get(k)) for k in STD_KEYS})
+        row.update({k: _number(metrics.get(k)) for k in PUBLISHED_KEYS})
+        row.update({k: metrics.get(k) if isinstance(metrics.get(k), str) else None
+                    for k in PUBLISHED_TEXT})
         rows.append(row)
     df = pd.DataFrame(rows, columns=list(COLUMNS))
-    for key in COLUMNS[4:]:
+    for key in COLUMNS[5 : len(COLUMNS) - len(PUBLISHED_TEXT)]:
         df[key] = df[key].astype("float64")
+    df["learns_k"] = df["learns_k"].astype(bool)
     df["collapsed"] = df["collapsed"].astype("boolean")
     for key in (*INT_KEYS, *COLLAPSE_KEYS):
         col = df[key]
@@ -263,6 +272,8 @@ def fill_collapse(df: pd.DataFrame, params: Params) -> pd.DataFrame:
     for key in ("collapsed", "n_clusters_used", *COLLAPSE_KEYS, "n_seeds"):
         if key not in df.columns:
             df[key] = pd.NA if key == "collapsed" else math.nan
+    if "learns_k" not in df.columns:
+        df["learns_k"] = False
     flags = []
     for _, row in df.iterrows():
         flag = row["collapsed"]
@@ -271,6 +282,7 @@ def fill_collapse(df: pd.DataFrame, params: Params) -> pd.DataFrame:
         if pd.isna(flag):
             metrics = {k: row[k] for k in ("n_clusters_used", "n_clusters_expected")
                        if k in row and not pd.isna(row[k])}
+            metrics["learns_k"] = learns_k(row)
             flag, _ = collapse_of(metrics, str(row["method"]),
                                   n_clusters_of(params, str(row["dataset"])),
                                   collapse_fraction(params))
@@ -278,7 +290,7 @@ def fill_collapse(df: pd.DataFrame, params: Params) -> pd.DataFrame:
     df["collapsed"] = pd.array(flags, dtype="boolean")
     k = df["dataset"].astype(str).map(lambda ds: _float(n_clusters_of(params, ds)))
     fill = (df["n_clusters_expected"].isna() & df["n_clusters_used"].notna()
-            & ~df["method"].astype(str).map(learns_k))
+            & ~df.apply(learns_k, axis=1).astype(bool))
     df.loc[fill, "n_clusters_expected"] = k[fill]
     return df
 
@@ -302,8 +314,7 @@ def cluster_note(row: Any) -> str:
     used, k = row.get("n_clusters_used"), row.get("n_clusters_expected")
     if used is None or pd.isna(used):
         return "collapsed" if is_collapsed(row) else ""
-    method = str(row.get("method", ""))
-    of = "" if learns_k(method) or k is None or pd.isna(k) else f" of {_count(k)}"
+    of = "" if learns_k(row) or k is None or pd.isna(k) else f" of {_count(k)}"
     if is_collapsed(row):
         n, seeds = row.get("n_seeds_collapsed"), row.get("n_seeds")
         some = (n is not None and seeds is not None and not pd.isna(n) and not pd.isna(seeds)
@@ -311,7 +322,7 @@ def cluster_note(row: Any) -> str:
         where = f" in {_count(n)} of {_count(seeds)} seeds" if some else ""
         noun = "cluster" if float(used) == 1 and not of else "clusters"
         return f"collapsed{where}: {_count(used)}{of} {noun}"
-    if learns_k(method):
+    if learns_k(row):
         eff = row.get("n_components_effective")
         eff = used if eff is None or pd.isna(eff) else eff
         return f"effective K {_count(eff)}"
