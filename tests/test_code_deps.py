@@ -166,3 +166,17 @@ def test_stage_files_follow_the_method_named_in_the_command():
     files, by_name = stage_files("python stages/evaluate.py")
     assert not by_name and not any(p.parent.name == "models" for p in files)
     assert SRC in method_file("vade").parents
+
+
+def test_resume_keys_hash_the_runs_own_code_not_the_report():
+    """A checkpoint's key hashes the import closure of the training code and the method's
+    module (vaemix.runs.code_digest): an edit to the report or another method keeps it."""
+    from vaemix import runs
+
+    files = {p.relative_to(SRC).as_posix()
+             for p in import_closure(Path(runs.__file__), method_file("vade"))}
+    assert {"vaemix/runs.py", "vaemix/training.py", "vaemix/models/vade.py"} <= files
+    assert not any(f.startswith("vaemix/report/") for f in files)
+    assert "vaemix/models/dmvae.py" not in files
+    assert runs.code_digest("vade") != runs.code_digest("dmvae")
+    assert runs.code_digest("vade") == runs.code_digest("vade")

@@ -394,7 +394,7 @@ def test_every_contract_file_is_written(project):
                 assert CLUSTER_KEYS <= b.keys(), (ds, enc, bl)
                 assert 0.0 <= b["acc"] <= 1.0 and 1 <= b["n_clusters_used"]
             dp = json.loads((project / f"reports/metrics/{ds}/{enc}+dpgmm.json").read_text())
-            assert dp["n_components_effective"] >= 1
+            assert dp["n_components_effective"] >= 1 and dp["learns_k"] is True
         for method in METHODS:
             m = json.loads((project / f"reports/metrics/{ds}/{method}.json").read_text())
             recon, generative = exports(method)
@@ -428,6 +428,8 @@ def test_every_contract_file_is_written(project):
             b = json.loads((project / f"reports/metrics/{ds}/gmvae_paper+{bl}.json").read_text())
             assert (CLUSTER_KEYS | TRANSDUCTIVE_KEYS) <= b.keys(), (ds, bl)
         dp = json.loads((project / f"reports/metrics/{ds}/gmvae_dpgmm.json").read_text())
+        vade = json.loads((project / f"reports/metrics/{ds}/vade.json").read_text())
+        assert dp["learns_k"] is True and vade["learns_k"] is False   # as the classes declare
         assert 1 <= dp["n_components_effective"] <= 3 * params_k(ds) and (
             dp["n_refits"] == epochs_run("train", "gmvae_dpgmm"))  # refit_every 1
         curves = project / f"reports/curves/{ds}/gmvae_dpgmm/plots/metrics/train"

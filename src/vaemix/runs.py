@@ -145,8 +145,10 @@ def train_and_export(
     start from the pretrained autoencoder); a path in it that names a published file of
     another run (``artifacts/<dataset>/<run>/...``) is read from that run's matching seed.
     ``protocol`` ``paper`` replaces the params section by the model's cited recipe
-    (:mod:`vaemix.protocols`) and names the run ``<method>_paper``; ``overrides`` then
-    replace some settings (the latent sweep's Gumbel variants, its start from a GMVAE).
+    (:mod:`vaemix.protocols`; a method without one: its declared ``defaults``), names the
+    run ``<method>_paper`` and adds the paper's own score to its metrics (``published_*``);
+    ``overrides`` then replace some settings (the latent sweep's Gumbel variants, its start
+    from a GMVAE).
     Returns the aggregated metrics that were written.
     """
     quoted: dict[str, Any] = {}   # the paper's own score, beside its recipe's run
