@@ -1,10 +1,10 @@
-"""One seed of a method on the MNIST dev split at the full budget, from a quick-profile
-checkout's pretrained AE and N2D partition (artifacts/mnist/ae, ae+umap_gmm): the runs of
-reports/benchmarks/dec_idec.md. Run it from the root of a project where the quick profile
-ran (`bash scripts/repro.sh --profile quick`); it writes artifacts/ and reports/metrics/
-under the name sanity_<method>_<protocol>.
+"""One seed of a method on the MNIST dev split at the full budget, under either protocol,
+from a quick-profile checkout's pretrained AE and N2D partition (artifacts/mnist/ae,
+ae+umap_gmm), e.g. the runs of reports/benchmarks/dec_idec.md. Run it from the root of a
+project where the quick profile ran (`bash scripts/repro.sh --profile quick`); it writes
+artifacts/ and reports/metrics/ under the name sanity_<method>_<protocol>.
 
-    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python bench/dec_idec_once.py dec paper
+    OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1 python bench/one_run.py <method> <paper|vaemix>
 """
 
 from __future__ import annotations
