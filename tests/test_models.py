@@ -130,55 +130,6 @@ def test_denoising_ae_rejects_a_bad_dropout(value):
         build_model("ae", spec)
 
 
-def test_random_affine_is_the_identity_at_zero_and_moves_mass_by_the_shift():
-    from vaemix.models.ae import random_affine
-
-    torch.manual_seed(0)
-    x = torch.zeros(64, 1, 28, 28)
-    x[:, :, 12:16, 12:16] = 1.0                        # a 4x4 square at the centre
-    torch.testing.assert_close(random_affine(x, 0.0, 0.0), x)
-    moved = random_affine(x, 0.1, 0.0)                 # shifts of up to 2.8 pixels
-    grid = torch.arange(28.0)
-
-    def centre(img):
-        mass = img.sum((1, 2, 3))
-        return torch.stack([(img.sum(2).squeeze(1) * grid).sum(1) / mass,
-                            (img.sum(3).squeeze(1) * grid).sum(1) / mass], 1)
-
-    offset = centre(moved) - centre(x)
-    assert offset.abs().max() <= 2.8 + 1e-4 and offset.abs().mean() > 0.5
-    # a rotation about the centre keeps a centred square's centre and its mass
-    turned = random_affine(x, 0.0, 30.0)
-    torch.testing.assert_close(centre(turned), centre(x), atol=1e-3, rtol=0)
-    torch.testing.assert_close(turned.sum((1, 2, 3)), x.sum((1, 2, 3)), atol=0.5, rtol=0)
-
-
-def test_augmenting_ae_encodes_a_moved_image_but_scores_the_clean_one():
-    spec = ModelSpec(input_shape=(1, 8, 8), latent_dim=2, n_clusters=2, hidden=(8,),
-                     likelihood="bernoulli",
-                     options={"augment_shift": 0.2, "augment_rotate": 15})
-    ae = build_model("ae", spec)
-    from vaemix.models.ae import random_affine
-
-    x = torch.rand(5, 1, 8, 8)
-    torch.manual_seed(3)
-    got = ae.loss(x)["loss"]
-    torch.manual_seed(3)
-    want = -ae.likelihood.log_prob(x, ae.decoder(ae.encode(random_affine(x, 0.2, 15)))).mean()
-    torch.testing.assert_close(got, want)
-
-
-@pytest.mark.parametrize(("shape", "options", "key"), [
-    ((1, 8, 8), {"augment_shift": 0.7}, "augment_shift"),
-    ((1, 8, 8), {"augment_rotate": -1}, "augment_rotate"),
-    ((6,), {"augment_shift": 0.1}, "augment_shift"),   # not an image
-])
-def test_augmenting_ae_rejects_bad_settings(shape, options, key):
-    spec = ModelSpec(input_shape=shape, latent_dim=2, n_clusters=2, hidden=(8,), options=options)
-    with pytest.raises(ParamError, match=rf"'pretrain\.ae\.{key}"):
-        build_model("ae", spec)
-
-
 class _InfiniteGradient(Model):
     """A finite loss, sqrt(w) at w = 0, whose gradient is infinite."""
 

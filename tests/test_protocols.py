@@ -74,6 +74,9 @@ def test_every_paper_setting_is_cited_and_checks(method):
             assert isinstance(cited, Cited) and len(cited.source) > 10, (method, key)
         settings = paper_settings(method, recipe, ds)
         assert settings["anchor_weight"] == 0 and settings["self_train_epochs"] == 0
+        # no augmentation either (vaemix.augment is vaemix's protocol only)
+        assert settings["augment_shift"] == settings["augment_rotate"] == 0
+        assert settings["self_paced"] is False
         assert {"epochs", "batch_size", "lr"} <= settings.keys()
 
 
@@ -90,6 +93,9 @@ def test_a_recipe_with_vaemix_start_is_refused():
     anchored = Recipe({"anchor_weight": Cited(10.0, "vaemix"), "lr": Cited(1e-3, "x")})
     with pytest.raises(ValueError, match="anchor_weight"):
         paper_settings("vade", anchored, None)
+    augmented = Recipe({"augment_rotate": Cited(10.0, "Guo et al. 2019")})
+    with pytest.raises(ValueError, match="augment_rotate"):
+        paper_settings("vade", augmented, None)
     n2d = Recipe({"init_clusters": Cited("umap", "McConville et al. 2020")})
     with pytest.raises(ValueError, match="umap"):
         paper_settings("vade", n2d, None)

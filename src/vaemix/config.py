@@ -90,6 +90,11 @@ TRAINING: Section = {   # the training loop (vaemix.training.TrainConfig)
     "checkpoint_every": Key(Int(0), 5),    # epochs between checkpoints; 0 = none
     "max_loss_growth": Key(Number(nullable=True), 1e4),  # divergence guard; null = off
     "anchor_weight": Key(NONNEG, 0.0),     # the start's cross-entropy kept (training.Anchor)
+    # images: the warm-up's and the anchor's cross-entropy on a copy shifted by up to this
+    # fraction of the side and rotated by up to this many degrees (vaemix.augment) ...
+    "augment_shift": Key(Number(strict=False, high=0.5, high_open=False), 0.0),
+    "augment_rotate": Key(Number(strict=False, high=180.0, high_open=False), 0.0),
+    "self_paced": Key(Bool(), False),      # ... on the confident samples first (ASPC-DA)
     "per_dataset": Key(Any_(), None),      # {dataset: {key: value}} overrides
 }
 TRAINING_KEYS = frozenset(TRAINING)

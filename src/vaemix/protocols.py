@@ -29,7 +29,8 @@ PAPER_SUFFIX = "_paper"
 OTHER_START_SUFFIX = "_other_start"   # the recipe from the other start (ae <-> none)
 
 # What only vaemix's protocol has, and the value a paper recipe must give it.
-VAEMIX_START = {"self_train_epochs": 0, "anchor_weight": 0.0}
+VAEMIX_START = {"self_train_epochs": 0, "anchor_weight": 0.0, "augment_shift": 0.0,
+                "augment_rotate": 0.0, "self_paced": False}
 # The MoE gates' paper start (Singh et al. 2018, sec. 8.2: DVMoE and DeepMoE are trained
 # from random networks on the joint objective of sec. 7; vaemix.moe.run.start_settings).
 MOE_PAPER_START = {"init": "none", "self_train_epochs": 0, "anchor_weight": 0.0}
@@ -106,7 +107,8 @@ def paper_settings(method: str, recipe: Recipe | None, dataset: str | None) -> d
     for key, value in VAEMIX_START.items():
         if values.get(key, value) != value:
             raise ValueError(f"{method}: the paper recipe sets {key}={values[key]!r}; the "
-                             f"paper protocol has no warm-up and no anchor ({key}: {value})")
+                             f"paper protocol has no warm-up, no anchor and no augmentation "
+                             f"({key}: {value})")
         values[key] = value
     if values.get("init_clusters") in VAEMIX_PARTITIONS:
         raise ValueError(f"{method}: the paper recipe starts from vaemix's partition "

@@ -234,6 +234,7 @@ def _train_one(
     init_start = time.perf_counter()
     start: dict[str, Any] = {}
     if init is not None:
+        model.start_augment = config.augment   # the warm-up's images (vaemix.augment)
         model.initialise(x_train, seed=seed, **init)
         if model.clusters and labelled:
             model.eval()
@@ -244,7 +245,7 @@ def _train_one(
 
     # a model warmed up on the start's partition keeps it as a term (training.Anchor)
     labels = model.start_labels
-    anchor = (Anchor(labels, config.anchor_weight)
+    anchor = (Anchor(labels, config.anchor_weight, config.augment, config.self_paced)
               if labels is not None and config.anchor_weight > 0 else None)
     result = fit(
         model, x_train, config, evaluate=probe, curves_dir=curves if main else None,

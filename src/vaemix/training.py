@@ -39,6 +39,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from vaemix import distributed
+from vaemix.augment import Augment, self_paced_mask
 from vaemix.config import TRAINING
 from vaemix.errors import NumericalError
 from vaemix.io import atomic_dir, save_torch
@@ -83,6 +84,10 @@ class TrainConfig:
     precision: str = "fp32"  # fp32 | bf16 (the loss's forward pass under torch.autocast)
     # weight of the cross-entropy to the start's partition kept through training (Anchor)
     anchor_weight: float = 0.0
+    # the anchor's images augmented (vaemix.augment), its samples chosen self-paced
+    augment_shift: float = 0.0
+    augment_rotate: float = 0.0
+    self_paced: bool = False
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], epochs: int, seed: int) -> TrainConfig:
@@ -106,7 +111,15 @@ class TrainConfig:
             checkpoint_every=int(s["checkpoint_every"] or 0),
             max_loss_growth=_optional_float(s["max_loss_growth"]),
             anchor_weight=float(s["anchor_weight"]),
+            augment_shift=float(s["augment_shift"]),
+            augment_rotate=float(s["augment_rotate"]),
+            self_paced=bool(s["self_paced"]),
         )
+
+    @property
+    def augment(self) -> Augment:
+        """The augmentation of the warm-up's and the anchor's images."""
+        return Augment(self.augment_shift, self.augment_rotate)
 
 
 def _optional_float(value: Any) -> float | None:
@@ -124,10 +137,36 @@ class Anchor:
     self-training of DEC (Xie et al. 2016, sec. 3.1) and SCAN's self-labelling step (Van
     Gansbeke et al. 2020, sec. 2.3) with the start's hard labels held fixed: released, the
     models' own ELBOs drift away from the start (reports/benchmarks/n2d_start.md).
+
+    With ``augment`` (images only), the cross-entropy is that of a randomly shifted and
+    rotated copy of each image, the model's own loss stays on the clean one; with
+    ``self_paced``, only the samples whose clean cross-entropy is below ASPC-DA's λ_t count
+    in epoch t (:func:`vaemix.augment.self_paced_mask`, recomputed at each epoch's start).
     """
 
     labels: Tensor  # [N] long, on the training data's device
     weight: float
+    augment: Augment = field(default_factory=Augment)
+    self_paced: bool = False
+
+    def sample_losses(self, model: Model, x_train: Tensor) -> Tensor:
+        """-ln q(c = label_i | x_i) [N] on the clean images, on the data's device."""
+        was_training = model.training
+        model.eval()
+        log_q = batched(model.log_q_c, x_train).to(self.labels.device)
+        model.train(was_training)
+        return -log_q.gather(1, self.labels[:, None]).squeeze(1)
+
+    def cross_entropy(self, model: Model, xb: Tensor, idx: Tensor,
+                      chosen: Tensor | None) -> Tensor:
+        """The anchor's term on the batch ``idx``: mean cross-entropy of the (augmented)
+        images to their labels over the batch's ``chosen`` [N] samples (all when None)."""
+        log_q, labels = model.log_q_c(self.augment(xb)), self.labels[idx]
+        if chosen is None:
+            return F.nll_loss(log_q, labels)
+        ce = F.nll_loss(log_q, labels, reduction="none")
+        keep = chosen[idx].to(ce.dtype)
+        return (ce * keep).sum() / keep.sum().clamp_min(1.0)
 
 
 def make_optimizer(model: torch.nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -343,6 +382,7 @@ class _Run:
         self.history: list[dict[str, float]] = []
         self.train_seconds = 0.0
         self.first_terms: dict[str, float] | None = None  # the first batch's loss terms
+        self.chosen: Tensor | None = None   # the anchor's self-paced samples [N] bool
         # data-parallel under torchrun (vaemix.distributed): DDP around model.loss
         self.group = distributed.current()
         self.step = (distributed.wrap(model, x_train.device) if self.group is not None
@@ -393,8 +433,16 @@ class _Run:
         terms = self.step(xb, idx) if self.model.indexed_loss else self.step(xb)
         if self.anchor is None:
             return terms
-        ce = F.nll_loss(self.model.log_q_c(xb), self.anchor.labels[idx])
+        ce = self.anchor.cross_entropy(self.model, xb, idx, self.chosen)
         return {**terms, "anchor_ce": ce, "loss": terms["loss"] + self.anchor.weight * ce}
+
+    def _choose(self, epoch: int) -> None:
+        """The anchor's self-paced samples of ``epoch`` (Anchor; none to choose without)."""
+        if self.anchor is None or not self.anchor.self_paced:
+            self.chosen = None
+            return
+        losses = self.anchor.sample_losses(self.model, self.x_train)
+        self.chosen = self_paced_mask(losses, epoch / max(self.config.epochs - 1, 1))
 
     def __call__(self, live: Any) -> TrainResult:
         model, x_train, config = self.model, self.x_train, self.config
@@ -419,6 +467,7 @@ class _Run:
             model.train()
             start = time.perf_counter()  # epoch hooks (e.g. DP-GMM refits) count as training time
             model.start_epoch(epoch, config.epochs)
+            self._choose(epoch)
             sums, rows, stopped = self._epoch(epoch, n_batches, bf16)
             self.scheduler.step()
             for group in self.optimizer.param_groups:   # the floor: StepLR decays from it

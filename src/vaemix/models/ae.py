@@ -11,39 +11,21 @@ Its options ``augment_shift`` and ``augment_rotate`` (default 0) move each train
 by a random affine map before the encoder (a shift of up to that fraction of the image
 side, a rotation of up to that many degrees) while the decoder still has to give the
 clean image: the codes become invariant to small translations and rotations, which a
-digit's class does not depend on (the invariance that augmentation-based deep clustering
-relies on, e.g. Guo et al. 2018, "Deep clustering with convolutional autoencoders" and
-IMSAT, Hu et al. 2017). No label is used. Images only (inputs of shape C x H x W).
+digit's class does not depend on (the pretraining of DEC-DA and ASPC-DA, Guo et al. 2018
+and 2019; :mod:`vaemix.augment`). No label is used. Inputs that are not images (spiral, a
+flat npz) are left as they are.
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vaemix.augment import Augment
 from vaemix.distributions import kl_normal_std, reparameterize
-from vaemix.errors import ParamError
 from vaemix.models.base import Model, ModelSpec
 from vaemix.networks import GaussianHead, Likelihood, build_decoder, build_trunk
 from vaemix.schema import Key, Number
-
-
-def random_affine(x: Tensor, max_shift: float, max_degrees: float) -> Tensor:
-    """Each image of x [N, C, H, W] rotated by U(-max_degrees, max_degrees) about its centre
-    and shifted by U(-max_shift, max_shift) of its side in each direction (bilinear,
-    zero outside), as one batched ``grid_sample``."""
-    n = x.shape[0]
-    angle = (torch.rand(n, device=x.device) * 2 - 1) * math.radians(max_degrees)
-    # affine_grid works in [-1, 1] coordinates, so a shift of s of the side is 2 s
-    shift = (torch.rand(n, 2, device=x.device) * 2 - 1) * (2 * max_shift)
-    cos, sin = torch.cos(angle), torch.sin(angle)
-    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], -1),
-                         torch.stack([sin, cos, shift[:, 1]], -1)], 1)   # [N, 2, 3]
-    grid = F.affine_grid(theta.to(x.dtype), list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 class AutoEncoder(Model):
@@ -64,24 +46,15 @@ class AutoEncoder(Model):
         self.decoder = build_decoder(spec.input_shape, spec.latent_dim, spec.net, spec.hidden)
         self.likelihood = Likelihood(spec.likelihood, spec.input_shape)
         self.input_dropout = opts["input_dropout"]
-        self.augment_shift = opts["augment_shift"]
-        self.augment_rotate = opts["augment_rotate"]
-        if (self.augment_shift or self.augment_rotate) and len(spec.input_shape) != 3:
-            raise ParamError(
-                "params.yaml: 'pretrain.ae.augment_shift'/'augment_rotate' need image inputs "
-                f"(C x H x W), this dataset's are {tuple(spec.input_shape)}; set them for "
-                "image datasets only, under pretrain.ae.per_dataset"
-            )
+        self.augment = Augment(opts["augment_shift"], opts["augment_rotate"])
 
     def encode(self, x: Tensor) -> Tensor:
         return self.to_z(self.trunk(x))
 
     def loss(self, x: Tensor) -> dict[str, Tensor]:
-        x_in = x
-        if self.augment_shift or self.augment_rotate:  # the target stays the clean image
-            x_in = random_affine(x_in, self.augment_shift, self.augment_rotate)
+        x_in = self.augment(x)   # images only; the target stays the clean image
         if self.input_dropout > 0:  # masking noise, no rescaling (a denoising AE)
-            x_in = x * (torch.rand_like(x) >= self.input_dropout)
+            x_in = x_in * (torch.rand_like(x_in) >= self.input_dropout)
         recon_ll = self.likelihood.log_prob(x, self.decoder(self.encode(x_in))).mean()
         return {"loss": -recon_ll, "recon_nll": -recon_ll}
 

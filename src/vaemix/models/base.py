@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from vaemix.augment import Augment
 from vaemix.protocols import Recipe
 from vaemix.schema import Section, parse_section
 
@@ -54,6 +55,9 @@ class Model(nn.Module):
     # the start's partition of the training points [N] when ``initialise`` warmed the
     # model up on one: the training loop keeps it as the anchor (vaemix.training.Anchor)
     start_labels: Tensor | None = None
+    # the augmentation of the images the warm-up on that partition sees (set by the train
+    # stage from the section's augment_shift / augment_rotate; vaemix.augment)
+    start_augment: Augment = Augment()
     # the method as its paper trains it, every setting cited (vaemix.protocols): the runs
     # <method>_paper; None for the encoders, which have no paper protocol
     paper: ClassVar[Recipe | None] = None
