@@ -10,11 +10,13 @@ fi
 stamp=.venv/.lock.sha256
 want=$(sha256sum requirements.lock pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  # (the local package mirror warns about every index page it lacks; hide only that;
-  # --no-compile: Python compiles a module when it is first imported, not every file of torch
-  # now, 91 -> 58 s on a fresh 2-core machine)
+  # (the local package mirror warns about every index page it lacks; hide only that.)
+  # pip compiles every module to bytecode here, about 30 s: never --no-compile, since where
+  # PYTHONDONTWRITEBYTECODE is set (as on CI's machines) nothing caches it later and every
+  # process compiles torch anew (import torch 5.7 s instead of 2.7 s; CI 1332 s instead of
+  # about 900 s: reports/benchmarks/README.md)
   {
-    .venv/bin/python -m pip install --quiet --no-compile -r requirements.lock
+    .venv/bin/python -m pip install --quiet -r requirements.lock
     .venv/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
   } 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
   echo "$want" > "$stamp"
