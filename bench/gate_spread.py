@@ -37,16 +37,30 @@ def kernel_moves(runs: dict) -> list[str]:
     """Lines: for each seed run on both kernels, how many metrics differ at all."""
     lines = []
     for label in sorted(runs):
-        if not label.endswith("-native"):
+        if "-native" not in label:
             continue
         twin = label.replace("-native", "-portable")
-        if twin not in runs:
+        if twin in runs:
+            lines.append(f"- {label.replace('-native', '')}: {differing(runs[twin], runs[label])}"
+                         " between the portable and the native kernels")
+    return lines
+
+
+def differing(a: dict, b: dict) -> str:
+    """``N of M metrics differ`` between two runs' metrics."""
+    pairs = [(a[p][m], b[p].get(m)) for p in a if p in b for m in a[p]]
+    return f"{sum(x != y for x, y in pairs)} of {len(pairs)} metrics differ"
+
+
+def cpu_moves(runs: dict) -> list[str]:
+    """Lines: each added run (``--add``, another CPU) against the same seed and kernels
+    on the reference's CPU."""
+    lines = []
+    for label in sorted(runs):
+        base, _, tag = label.rpartition("-")
+        if tag in ("portable", "native") or base not in runs:
             continue
-        a, b = runs[twin], runs[label]
-        pairs = [(a[p][m], b[p].get(m)) for p in a if p in b for m in a[p]]
-        moved = sum(x != y for x, y in pairs)
-        lines.append(f"- {label.split('-')[0]}: {moved} of {len(pairs)} metrics differ "
-                     "between the portable and the native kernels")
+        lines.append(f"- {label} against {base}: {differing(runs[base], runs[label])}")
     return lines
 
 
@@ -98,7 +112,12 @@ def main() -> None:
     noise = [r for r in rows if r.status == "noise"]
     lines += ["", f"Not gated ({len(noise)} of {len(rows)}):", ""]
     lines += [f"- `{r.path}` {r.metric} (reference {r.old:.4g})" for r in noise] or ["- none"]
-    lines += ["", "Portable against native kernels on this CPU:", "", *kernel_moves(runs), ""]
+    lines += ["", "Portable against native kernels on one CPU:", "", *kernel_moves(runs), ""]
+    for added in data.get("added", []):
+        lines.append(f"Added by `{added['command']}` on {describe(added['made_on'], False)}: "
+                     f"{', '.join(added['runs'])}.")
+    lines += ["", "The same seed and kernels on another CPU:", "",
+              *(cpu_moves(runs) or ["- no run of another CPU in the spread"]), ""]
     lines += ["Leave one out (each run, tolerances from the other runs alone):", "",
               *leave_one_out(reference, runs, tolerances), ""]
     lines += ["Reference ACC of the mixture models (seed 0, portable kernels):", "",

@@ -10,13 +10,21 @@ one machine gets), ``--jobs`` at a time, each on one thread. Writes
 - ``tests/reference/tiny_spread.json``: every run's metrics; the gate allows a metric to
   move by k times their standard deviation (tolerances.yaml, ``spread``).
 
+With ``--add``, the reference and the runs already in the spread are kept and this
+machine's runs join them, labelled with its CPU vendor (``seed0-portable-intel``): the
+spread then holds the rounding of both CPU families CI may run on, measured rather than
+guessed (the portable kernels alone do not give the same bits on an Intel Xeon and an AMD
+EPYC: reports/benchmarks/regression_gate.md).
+
 Usage (scripts/update_reference.sh sources the pins first):
     python scripts/gate_reference.py [--seeds 0 1 2 3] [--native-seeds 0 1] [--jobs 2]
+    python scripts/gate_reference.py --add --seeds 0 --native-seeds 0
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -58,27 +66,50 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     parser.add_argument("--native-seeds", type=int, nargs="*", default=[0, 1])
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--add", action="store_true",
+                        help="keep the reference and the spread's runs; add this machine's")
     args = parser.parse_args()
-    if 0 not in args.seeds:
+    if 0 not in args.seeds and not args.add:
         sys.exit("error: --seeds must include 0 (the reference CI compares against)")
     missing = [k for k in PINS if k not in os.environ and k != "NPY_DISABLE_CPU_FEATURES"]
     if missing:
         sys.exit(f"error: {', '.join(missing)} not set; source scripts/portable_numerics.sh")
-    runs = [(f"seed{s}-portable", s, True) for s in args.seeds]
-    runs += [(f"seed{s}-native", s, False) for s in args.native_seeds]
+    made_on = machine()
+    suffix = f"-{vendor_tag(made_on)}" if args.add else ""
+    runs = [(f"seed{s}-portable{suffix}", s, True) for s in args.seeds]
+    runs += [(f"seed{s}-native{suffix}", s, False) for s in args.native_seeds]
     with tempfile.TemporaryDirectory(prefix="vaemix-gate-") as tmp, \
             ThreadPoolExecutor(args.jobs) as pool:
         futures = {label: pool.submit(run_dag, Path(tmp) / label, seed, portable)
                    for label, seed, portable in runs}
         results = {label: f.result() for label, f in futures.items()}
-    made_on = machine()
     command = "bash scripts/update_reference.sh " + " ".join(sys.argv[1:])
+    if args.add:
+        add_runs(results, made_on, command)
+        return
     write_json(REFERENCE, {"made_on": made_on, "command": command,
                            "metrics": results[REFERENCE_RUN]})
     write_json(SPREAD, {"made_on": made_on, "command": command, "runs": results})
     print(f"wrote {REFERENCE.relative_to(ROOT)} and {SPREAD.relative_to(ROOT)} "
           f"({len(results)} runs)")
 
+
+def vendor_tag(made_on: dict) -> str:
+    """``intel``, ``amd`` or the vendor string lower-cased: the suffix of added runs."""
+    vendor = str(made_on.get("vendor", "unknown"))
+    return {"GenuineIntel": "intel", "AuthenticAMD": "amd"}.get(vendor, vendor.lower())
+
+
+def add_runs(results: dict, made_on: dict, command: str) -> None:
+    """Add ``results`` to the committed spread (the reference untouched), recording the
+    machine and command that made them."""
+    spread = json.loads(SPREAD.read_text())
+    spread["runs"].update(results)
+    spread.setdefault("added", []).append(
+        {"runs": sorted(results), "made_on": made_on, "command": command})
+    write_json(SPREAD, spread)
+    print(f"added {', '.join(sorted(results))} to {SPREAD.name} "
+          f"({len(spread['runs'])} runs)")
 
 if __name__ == "__main__":
     main()

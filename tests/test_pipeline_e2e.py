@@ -4,8 +4,8 @@ The project is copied into a temporary git repository, small MNIST files are wri
 their real on-disk format, params.yaml is shrunk to a tiny profile, and the whole DAG runs
 on MNIST and spiral (every stage template; CIFAR-100 goes through the same templates, stage
 by stage, in tests/test_cifar100_stages.py). Then: every contract file exists and holds
-finite numbers, a second `dvc repro` does nothing, and changing only the VAE's learning
-rate reruns exactly the VAE pretraining, the baselines on its latents, evaluate and report.
+finite numbers, a second `dvc repro` does nothing, and changing only VaDE's learning rate
+reruns exactly VaDE's training stages and evaluate, leaving the report stale.
 """
 
 from __future__ import annotations
@@ -304,6 +304,10 @@ def test_the_committed_reference_is_the_portable_seed0_run_of_the_spread():
     assert made_on["threads"] == {k: "1" for k in made_on["threads"]}
     seeds = {label.split("-")[0] for label in runs}
     assert len(seeds) >= 4 and any(label.endswith("-native") for label in runs)
+    # both CPU families CI runs on: the portable kernels do not give the same bits on both
+    added = json.loads(SPREAD.read_text()).get("added", [])
+    vendors = {made_on["vendor"], *(a["made_on"]["vendor"] for a in added)}
+    assert {"AuthenticAMD", "GenuineIntel"} <= vendors, vendors
 
 
 def test_most_of_the_gate_is_gated():
@@ -572,25 +576,19 @@ def test_second_repro_does_nothing(project):
     assert "Data and pipelines are up to date" in out.stdout + out.stderr
 
 
-def test_changing_vae_lr_reruns_only_what_depends_on_it(project):
-    """Up to ``evaluate`` (the report's figures cost CI a minute): the stages that rerun,
-    and the report left stale behind them."""
+def test_changing_one_methods_lr_reruns_only_its_stages(project):
+    """VaDE's learning rate reruns VaDE's two vaemix-protocol runs and ``evaluate``: not
+    its paper runs (their recipe is the module's), nor any other stage; the report is left
+    stale behind them. (A change with a longer tail, the VAE's, reran 21 stages: each
+    stage's bookkeeping rewrites the gate DAG's 400 KB dvc.lock, about 7 s on CI's CPUs.)"""
     params = yaml.safe_load((project / "params.yaml").read_text())
-    params["pretrain"]["vae"]["lr"] = 0.0005
+    params["train"]["vade"]["lr"] = 0.0002
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    # one sequential `dvc repro`: 21 stages, where two processes given every stage of their
-    # dataset as targets took longer (DVC checks each target's upstream anew)
     out = run([sys.executable, "-m", "dvc", "repro", "evaluate"], project)
     ran = stages_run(out.stdout + out.stderr)
     stale = run([sys.executable, "-m", "dvc", "status", "report"], project).stdout
     assert "report:" in stale and "changed deps" in stale, stale
-    expected = {f"pretrain@{ds}-vae" for ds in DATASETS}
-    expected |= {f"baselines@{ds}-vae-{bl}" for ds in DATASETS for bl in BASELINES}
-    expected |= {f"pretrain_z@{ds}-vae-{d}" for ds in DATASETS for d in SWEEP_DIMS}  # swept VAEs
-    expected |= {f"baselines_z@{ds}-vae-{bl}-{d}" for ds in DATASETS for bl in BASELINES
-                 for d in SWEEP_DIMS}
-    expected |= {"evaluate"}
-    assert ran == expected
+    assert ran == {f"train@{ds}-vade" for ds in DATASETS} | {"evaluate"}
 
 
 def test_bad_param_stops_stage_with_one_line_and_writes_nothing(project):

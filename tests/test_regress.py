@@ -144,3 +144,27 @@ def test_check_and_update_commands(tmp_path, capsys):
     spread_file.write_text(json.dumps({"runs": {
         "a": {"spiral/vade.json": {"acc": 0.90}}, "b": {"spiral/vade.json": {"acc": 0.95}}}}))
     assert main(["check", *args, "--spread", str(spread_file)]) == 0
+
+
+def test_another_cpus_runs_join_the_spread_and_leave_the_reference(tmp_path, monkeypatch):
+    """scripts/gate_reference.py --add: this CPU's runs are added under a vendor-tagged
+    label, the runs already there kept, the machine that made them recorded."""
+    import runpy
+
+    script = runpy.run_path(str(Path(__file__).resolve().parents[1]
+                                / "scripts/gate_reference.py"), run_name="gate_reference")
+    spread_file = tmp_path / "tiny_spread.json"
+    spread_file.write_text(json.dumps({"made_on": {"vendor": "AuthenticAMD"}, "command": "c",
+                                       "runs": {"seed0-portable": {"a.json": {"acc": 1.0}}}}))
+    monkeypatch.setitem(script["add_runs"].__globals__, "SPREAD", spread_file)
+    intel = {"vendor": "GenuineIntel", "cpu": "Xeon"}
+    tag = script["vendor_tag"](intel)
+    assert tag == "intel" and script["vendor_tag"]({"vendor": "AuthenticAMD"}) == "amd"
+    script["add_runs"]({f"seed0-portable-{tag}": {"a.json": {"acc": 0.9}}}, intel, "cmd --add")
+    data = json.loads(spread_file.read_text())
+    assert data["runs"] == {"seed0-portable": {"a.json": {"acc": 1.0}},
+                            "seed0-portable-intel": {"a.json": {"acc": 0.9}}}
+    assert data["added"] == [{"runs": ["seed0-portable-intel"], "made_on": intel,
+                              "command": "cmd --add"}]
+    assert data["made_on"] == {"vendor": "AuthenticAMD"}  # the reference's machine
+    assert spread(data["runs"])["a.json"]["acc"] == pytest.approx(0.1 / 2 ** 0.5)
