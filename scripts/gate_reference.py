@@ -1,6 +1,7 @@
 """Remake CI's regression-gate reference and the spread its tolerances come from.
 
-Runs the end-to-end test's DAG (tests/test_pipeline_e2e.py, ``gate_params``) once per
+Runs the gate's reference DAG (tests/test_pipeline_e2e.py, ``gate_params``: CI's `dvc repro`
+plus the side runs that tests/test_gate_side_runs.py runs stage by stage) once per
 training seed with the portable kernels of scripts/portable_numerics.sh, and once per
 ``--native-seeds`` seed with this CPU's own kernels (another CPU's rounding, as near as
 one machine gets), ``--jobs`` at a time, each on one thread. Writes
