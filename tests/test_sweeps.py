@@ -1,6 +1,6 @@
 """Parameter sweeps through DVC's experiment queue, as the README documents them.
 
-A one-method project (tiny spiral, `vade`, the AE and K-means) in a temporary git repo;
+A one-method project (tiny spiral, `vade` and the AE with its N2D start) in a temporary git repo;
 one `dvc exp run --queue -S 'train.vade.lr=A,B'` queues a two-point grid, `dvc queue start
 --jobs 2` runs it with two workers, and `dvc exp show` must then list both experiments
 with their learning rate and a finite test ACC of their own.
@@ -39,9 +39,9 @@ def project(tmp_path_factory) -> Path:
                         ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     params = tiny_params()
     params.update(datasets=["spiral"], encoders=["ae"], methods=["vade"], paper_starts=[],
-                  baselines=["kmeans", "umap_gmm"],  # umap_gmm: the start of every model
+                  baselines=["umap_gmm"],  # the start of every model
                   baseline_encoders=["ae"])
-    params["moe"].update(gates=[], plain_gates=["linear"])
+    params["moe"].update(gates=[], plain_gates=[])
     params["latent_sweep"]["latent_dims"] = []
     (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["git", "init", "-q"], proj)
