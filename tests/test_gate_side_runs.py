@@ -35,7 +35,6 @@ from tests.test_pipeline_e2e import (
     GATE_MNIST_SHIFT,
     MOE_RUNS,
     PAPER_STARTS,
-    SIDE_RUNS,
     SWEEP_DIMS,
     SWEEP_RUNS,
     SWEEP_TRAINED,
@@ -45,6 +44,7 @@ from tests.test_pipeline_e2e import (
     gate,
     gate_params,
     paper_epochs_run,
+    side_paths,
 )
 from tests.tiny import run_inprocess
 
@@ -96,8 +96,7 @@ def test_side_runs_match_the_committed_reference(folder):
 
     current = collect(folder / "reports/metrics", load_tolerances(
         Path(__file__).resolve().parents[1] / "tolerances.yaml").ignore)
-    paths = [f"{ds}/{run_id}.json" for ds in DATASETS for run_id in SIDE_RUNS]
-    failed, table = gate(current, paths)
+    failed, table = gate(current, side_paths())
     print(table)
     assert not failed, table
 

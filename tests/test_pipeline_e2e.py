@@ -1,11 +1,13 @@
 """End to end: the real `dvc repro` of the project on small generated data.
 
 The project is copied into a temporary git repository, small MNIST files are written in
-their real on-disk format, params.yaml is shrunk to a tiny profile, and the DAG runs on
-MNIST and spiral: every method under both protocols, the baselines on the AE and VAE, the
-MoE gates, evaluate and report. The latent sweep and the baselines on the GMVAE's latents
-run stage by stage beside it (tests/test_gate_side_runs.py), CIFAR-100 through the same
-templates in tests/test_cifar100_stages.py. Then: every contract file exists and holds
+their real on-disk format, params.yaml is shrunk to a tiny profile, and CI's part of the
+gate's DAG runs on MNIST and spiral (ci_gate_params): every method under both protocols, the
+baselines on the AE, the MoE gates with a latent space, DeepMoE and the oracle, evaluate and
+report. The rest of the gate's runs (SIDE_RUNS: the latent sweep, the baselines on the VAE's
+and GMVAE's latents, the other plain gates, the other-start paper runs) go stage by stage
+through tests/test_gate_side_runs.py, CIFAR-100 through tests/test_cifar100_stages.py; the
+whole DAG runs under DVC in scripts/update_reference.sh. Then: every contract file exists and holds
 finite numbers, a second `dvc repro` does nothing, and changing only VaDE's learning rate
 reruns exactly VaDE's training stages and evaluate, leaving the report stale.
 """
