@@ -56,6 +56,8 @@ CITED = [
     ("gmvae_dpgmm", "epochs", 100, "Nagpal"),
     ("gmvae_dpgmm", "truncation_factor", 1, "Nagpal"),
     ("gmvae_dpgmm", "refit_every", 1, "Nagpal"),
+    ("gmvae_dpgmm", "refit_on", "sample", "Nagpal"),
+    ("gmvae_dpgmm", "dp_warm_start", False, "Nagpal"),
 ]
 
 

@@ -3,6 +3,7 @@ GMVAE + DP-GMM (Nagpal et al. 2019, Algorithm 1): the marginal ELBO against an e
 sum over y, the Concrete estimate's limit as tau -> 0, the KL annealing schedule, DP-GMM
 refits in place, learning on separated clusters, and option errors."""
 
+import itertools
 import math
 from dataclasses import asdict
 
@@ -17,7 +18,7 @@ from vaemix.metrics import clustering_metrics
 from vaemix.models import MODELS, ModelSpec, build_model
 from vaemix.models.concrete_gmvae import ConcreteGMVAE, kl_weight
 from vaemix.models.gmvae import GMVAE
-from vaemix.models.gmvae_dpgmm import GMVAEDPGMM
+from vaemix.models.gmvae_dpgmm import GMVAEDPGMM, match_components
 from vaemix.training import TrainConfig, batched, fit, seed_everything
 
 FAMILY = ("gmvae", "concrete_gmvae", "gmvae_dpgmm")
@@ -168,7 +169,7 @@ def test_separates_blobs_and_uses_every_cluster(blob_data, method):
     if method != "gmvae":  # the Concrete sample's KL annealing
         options.update(kl_anneal="linear", kl_anneal_steps=100)
     if method == "gmvae_dpgmm":
-        options.update(truncation_factor=3, refit_on="sample")
+        options.update(truncation_factor=3, refit_on="sample", dp_warm_start=True)
     model = build_model(method, ModelSpec(**BLOB_SPEC, options=options))
     model.initialise(x_train, seed=0, ae_checkpoint=ae_path)
     fit(model, x_train, TrainConfig(epochs=30, batch_size=64, lr=3e-3, seed=0))
@@ -280,12 +281,12 @@ def test_dpgmm_state_dict_restores_the_warm_start(tmp_path):
     the DP-GMM's fitted state travels in the state dict, and loads with weights_only."""
     seed_everything(0)
     x = torch.cat([torch.randn(80, 5) + 6.0 * c for c in range(3)])
-    model = GMVAEDPGMM(small_spec())
+    model = GMVAEDPGMM(small_spec(dp_warm_start=True))
     model.initialise(x, seed=3)
     model.refit()
     path = tmp_path / "model.pt"
     torch.save(model.state_dict(), path)
-    restored = GMVAEDPGMM(small_spec())
+    restored = GMVAEDPGMM(small_spec(dp_warm_start=True))
     restored.initialise(x, seed=0)  # the seed comes back from the state
     restored.load_state_dict(torch.load(path, weights_only=True))
     assert restored.refits == model.refits
@@ -296,3 +297,33 @@ def test_dpgmm_state_dict_restores_the_warm_start(tmp_path):
     for name in ("prior_mean", "prior_logvar", "prior_log_weights"):
         torch.testing.assert_close(getattr(restored, name), getattr(model, name))
     assert restored.refits == model.refits and len(model.refits) == 2
+
+
+def test_match_components_is_the_cheapest_relabelling():
+    """Against every permutation: the order puts each new component in the slot of the old
+    one it lies nearest to, by least total squared distance."""
+    rng = np.random.default_rng(0)
+    old = rng.normal(size=(5, 3))
+    new = old[[3, 0, 4, 1, 2]] + rng.normal(scale=0.05, size=(5, 3))
+    order = match_components(old, new)
+    cost = [((old - new[list(p)]) ** 2).sum() for p in itertools.permutations(range(5))]
+    assert ((old - new[order]) ** 2).sum() == pytest.approx(min(cost))
+    assert order.tolist() == [1, 3, 4, 0, 2]
+
+
+def test_fresh_refits_keep_each_component_in_its_slot():
+    """dp_warm_start false (Nagpal et al.'s Algorithm 1): every refit is a new DP-GMM, and
+    its components land in the slots of the previous prior's, so q(y|x)'s outputs keep
+    their meaning; the prior's means move only as far as the latents do."""
+    seed_everything(0)
+    x = torch.cat([torch.randn(80, 5) + 6.0 * c for c in range(4)])   # K = 4 blobs
+    model = GMVAEDPGMM(small_spec(dp_warm_start=False, refit_on="mean"))
+    model.initialise(x, seed=0)
+    model.refit()
+    first = model.prior_mean.clone()
+    assert model._dpgmm.warm_start is False
+    model._seed = 5   # the same latents, a new fit from another k-means start ...
+    model.refit()
+    raw = torch.as_tensor(model._dpgmm.means_, dtype=torch.float32)
+    assert not torch.allclose(raw, first, atol=0.1)   # ... which orders them otherwise
+    torch.testing.assert_close(model.prior_mean, first, atol=0.1, rtol=0)
