@@ -3,7 +3,8 @@
 # tolerances come from (scripts/gate_reference.py): the end-to-end test's DAG once per seed
 # with the portable kernels, and twice with this CPU's own; about 40 minutes on 2 cores.
 # Review `git diff tests/reference/` and commit it with the change that moved the metrics.
-# Arguments go to gate_reference.py (--seeds, --native-seeds, --jobs).
+# Arguments go to gate_reference.py (--seeds, --native-seeds, --jobs; --refresh FILE... remakes
+# only the metrics files a change moved, in minutes).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

@@ -168,3 +168,32 @@ def test_another_cpus_runs_join_the_spread_and_leave_the_reference(tmp_path, mon
                               "command": "cmd --add"}]
     assert data["made_on"] == {"vendor": "AuthenticAMD"}  # the reference's machine
     assert spread(data["runs"])["a.json"]["acc"] == pytest.approx(0.1 / 2 ** 0.5)
+
+
+def test_a_refresh_replaces_only_the_named_files(tmp_path, monkeypatch):
+    """scripts/gate_reference.py --refresh: the remade files replace the old ones in the
+    reference and in every spread run of the same seed and kernel kind (whatever CPU tag
+    it carries), are dropped from runs of a seed not remade, and the rest is untouched."""
+    import runpy
+
+    script = runpy.run_path(str(Path(__file__).resolve().parents[1]
+                                / "scripts/gate_reference.py"), run_name="gate_reference")
+    old = {"a.json": {"acc": 1.0}, "b.json": {"acc": 0.5}}
+    ref_file, spread_file = tmp_path / "tiny_metrics.json", tmp_path / "tiny_spread.json"
+    ref_file.write_text(json.dumps({"made_on": {}, "command": "c", "metrics": old}))
+    spread_file.write_text(json.dumps({"made_on": {}, "command": "c", "runs": {
+        label: old for label in ("seed0-portable", "seed0-portable-intel", "seed1-native",
+                                 "seed2-portable")}}))
+    globals_ = script["refresh_files"].__globals__
+    monkeypatch.setitem(globals_, "REFERENCE", ref_file)
+    monkeypatch.setitem(globals_, "SPREAD", spread_file)
+    remade = {"seed0-portable": {"b.json": {"acc": 0.9}}, "seed1-native": {"b.json": {"acc": 0.8}}}
+    script["refresh_files"](remade, ["b.json"], {"vendor": "GenuineIntel"}, "cmd --refresh")
+    ref = json.loads(ref_file.read_text())
+    assert ref["metrics"] == {"a.json": {"acc": 1.0}, "b.json": {"acc": 0.9}}
+    runs = json.loads(spread_file.read_text())
+    assert runs["runs"]["seed0-portable-intel"] == ref["metrics"]
+    assert runs["runs"]["seed1-native"] == {"a.json": {"acc": 1.0}, "b.json": {"acc": 0.8}}
+    assert runs["runs"]["seed2-portable"] == {"a.json": {"acc": 1.0}}
+    assert runs["refreshed"][0]["runs_dropped"] == ["seed2-portable"]
+    assert ref["refreshed"][0]["files"] == ["b.json"]
