@@ -116,7 +116,8 @@ def test_gmvae_dpgmm_starts_its_first_dp_fit_from_the_partition(blob_data, tmp_p
     save_npz(tmp_path / "pred.npz", pred_train=planted, pred_test=np.zeros(3, np.int64))
     seed_everything(0)
     options = {"init": "ae", "init_clusters": "umap", "self_train_epochs": 40,
-               "truncation_factor": 2, "kl_anneal_steps": 50, **HEADS}
+               "truncation_factor": 2, "kl_anneal_steps": 50, "refit_on": "mean",
+               "dp_warm_start": True, **HEADS}   # warm refits: vaemix's protocol
     model = build_model("gmvae_dpgmm", ModelSpec(**BLOB_SPEC, options=options))
     model.initialise(x, seed=0, ae_checkpoint=path,
                      start={"umap": UMAP, "file": tmp_path / "pred.npz"})
