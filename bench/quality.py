@@ -36,7 +36,8 @@ from vaemix.config import validate
 from vaemix.data import load_prepared, prepare_dataset
 from vaemix.io import save_npz, write_json, write_text
 from vaemix.metrics import clustering_metrics, transductive_metrics
-from vaemix.protocols import split_run
+from vaemix.models import model_class
+from vaemix.protocols import Cited, split_run
 from vaemix.runs import ARTIFACTS, train_and_export
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -147,6 +148,18 @@ def apply_overrides(params: dict, items: list[str]) -> None:
         set_key(params, key, value)
 
 
+def override_paper(items: list[str]) -> None:
+    """``--paper METHOD.KEY=YAML`` items: replace that setting of the method's paper recipe
+    (for this process only), refusing a key the recipe does not have."""
+    for item in items:
+        target, _, value = item.partition("=")
+        method, _, key = target.partition(".")
+        recipe = model_class(method).paper
+        if recipe is None or key not in recipe.settings:
+            raise SystemExit(f"error: --paper {target}: not a setting of {method}'s recipe")
+        recipe.settings[key] = Cited(yaml.safe_load(value), "bench/quality.py --paper")
+
+
 def bench_params(threads: int) -> dict:
     """params.yaml without the latent sweep (a pipeline matter), torch on ``threads``."""
     torch.set_num_threads(threads)
@@ -196,6 +209,10 @@ def main() -> None:
                     help="file stem of the table and raw numbers in --out")
     ap.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=YAML",
                     help="extra params overrides, e.g. train.vade.epochs=50")
+    ap.add_argument("--paper", nargs="+", action="extend", default=[],
+                    metavar="METHOD.KEY=YAML",
+                    help="replace a setting of a paper recipe (--protocol paper), e.g. "
+                         "concrete_gmvae.kl_anneal=exp_printed, to test another reading")
     ap.add_argument("--merge", nargs="+", type=Path, metavar="JSON",
                     help="only write the table of earlier runs' raw files (e.g. seeds run as "
                          "parallel processes), concatenated, under --name")
@@ -223,6 +240,7 @@ def main() -> None:
     params["datasets"] = list(args.datasets)
     params["latent_sweep"]["latent_dims"] = []  # the sweep is the pipeline's, not this table's
     apply_overrides(params, args.set)
+    override_paper(args.paper)
     start = time.perf_counter()
     rows = []
     for seed in args.seeds:
@@ -232,7 +250,8 @@ def main() -> None:
         [f"--seeds {' '.join(map(str, args.seeds))}", f"--epoch-scale {args.epoch_scale}",
          f"--datasets {' '.join(args.datasets)}", f"--methods {' '.join(args.methods)}",
          f"--protocol {args.protocol}"]
-        + [f"--set {s}" for s in args.set] + [f"--name {args.name}"])
+        + [f"--set {s}" for s in args.set] + [f"--paper {s}" for s in args.paper]
+        + [f"--name {args.name}"])
     header = (
         "# Clustering quality (test split, mean ± std over seeds)\n\n"
         f"Command: `{command}`  \nMachine: {platform.processor() or platform.machine()}, "

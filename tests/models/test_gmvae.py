@@ -103,6 +103,8 @@ def test_kl_annealing_starts_at_zero_and_reaches_one():
     assert kl_weight(0, "none", 2000) == 1.0
     rising = [kl_weight(t, "exp", 2000) for t in (0, 2000, 20000)]
     assert rising == [0.0, pytest.approx(1 - math.exp(-1)), pytest.approx(1.0, abs=1e-4)]
+    printed = [kl_weight(t, "exp_printed", 2000) for t in (0, 2000, 20000)]
+    assert printed == [1.0, pytest.approx(math.exp(-1)), pytest.approx(0.0, abs=1e-4)]
     model = ConcreteGMVAE(small_spec(kl_anneal_steps=4, kl_anneal="linear")).train()
     seen = [float(model.loss(torch.randn(3, 5))["kl_y_weight"]) for _ in range(6)]
     assert seen == [0.0, 0.25, 0.5, 0.75, 1.0, 1.0]

@@ -18,8 +18,9 @@ q(z|x,y) and the decoder per step instead of K (eq. 7):
   w_t = min(1, exp(-t/2000)) starts at 1 and falls. We implement what the text describes,
   with their exponential and constant: ``kl_anneal: exp``, w_t = 1 - exp(-t / 2000), t the
   training step (the default and the paper recipe); ``linear``, w_t = min(1, t /
-  kl_anneal_steps) (vaemix's protocol); ``none`` keeps w_t = 1 (plain eq. 7), to check the
-  paper's report that the model then ignores y.
+  kl_anneal_steps) (vaemix's protocol); ``exp_printed`` is the formula as printed,
+  w_t = min(1, exp(-t / 2000)), falling from 1 to 0, to test that reading; ``none`` keeps
+  w_t = 1 (plain eq. 7), to check the paper's report that the model then ignores y.
 - tau is fixed (0.3 in the paper, App. A); ``hard`` uses the straight-through one-hot.
 - At test time y is the one-hot argmax of q(y|x) (inherited ``evaluate``/``predict``).
 
@@ -52,7 +53,7 @@ from vaemix.schema import Bool, Int, Key, Number, OneOf
 CONCRETE_OPTIONS = {
     "tau": Key(Number(), 0.3),           # Concrete temperature, fixed (App. A)
     "hard": Key(Bool(), False),          # straight-through one-hot samples
-    "kl_anneal": Key(OneOf(("linear", "exp", "none")), "exp"),
+    "kl_anneal": Key(OneOf(("linear", "exp", "exp_printed", "none")), "exp"),
     "kl_anneal_steps": Key(Int(), 2000),
 }
 
@@ -71,9 +72,12 @@ def kl_weight(step: int, schedule: str, steps: int) -> float:
     """w_t of eq. 8, rising from 0 at t = 0 to 1: linearly, reaching 1 at t = ``steps``
     (``linear``), or 1 - exp(-t / steps) (``exp``: the paper prints min(1, exp(-t/2000)),
     which falls from 1, beside "annealed from zero to one"; this is the rising curve with
-    their exponential and constant); ``none``: 1."""
+    their exponential and constant); ``exp_printed``: min(1, exp(-t / steps)), the formula
+    as printed, falling from 1 to 0; ``none``: 1."""
     if schedule == "none":
         return 1.0
+    if schedule == "exp_printed":
+        return min(1.0, math.exp(-step / steps))
     if schedule == "exp":
         return 1.0 - math.exp(-step / steps)
     return min(1.0, step / steps)
