@@ -52,6 +52,7 @@ CITED = [
     ("concrete_gmvae", "init", "none", "Collier"),
     ("concrete_gmvae", "tau", 0.3, "Collier"),
     ("concrete_gmvae", "kl_anneal_steps", 2000, "Collier"),
+    ("concrete_gmvae", "kl_anneal", "exp_printed", "Collier"),
     ("gmvae_dpgmm", "init", "none", "Nagpal"),
     ("gmvae_dpgmm", "epochs", 100, "Nagpal"),
     ("gmvae_dpgmm", "truncation_factor", 1, "Nagpal"),

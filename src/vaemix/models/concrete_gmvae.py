@@ -13,14 +13,17 @@ q(z|x,y) and the decoder per step instead of K (eq. 7):
   undefined for a relaxed y.
 - p(z|y) at a relaxed y is ``relaxed_gaussian_prior`` (the linear interpolation of the
   component means and variances, shared with the DMVAE); it equals p(z|y) at one-hot y.
-- KL annealing (eq. 8): the text says the weight w_t on the y term follows the text-VAE
-  recipe of Bowman et al. 2016, i.e. rises from 0 to 1, but the printed schedule
-  w_t = min(1, exp(-t/2000)) starts at 1 and falls. We implement what the text describes,
-  with their exponential and constant: ``kl_anneal: exp``, w_t = 1 - exp(-t / 2000), t the
-  training step (the default and the paper recipe); ``linear``, w_t = min(1, t /
-  kl_anneal_steps) (vaemix's protocol); ``exp_printed`` is the formula as printed,
-  w_t = min(1, exp(-t / 2000)), falling from 1 to 0, to test that reading; ``none`` keeps
-  w_t = 1 (plain eq. 7), to check the paper's report that the model then ignores y.
+- KL annealing (eq. 8): the weight w_t on the y term. The paper's text says it is
+  "annealed from zero to one" like the text VAEs of Bowman et al. 2016 (sec. 1), but the
+  schedule it prints, w_t = min(1, exp(-t/2000)) (sec. 2), starts at 1 and falls to 0. We
+  follow the printed formula (``kl_anneal: exp_printed``, the default and the paper recipe):
+  it is the one explicit statement, and it fits their report that with the full weight the
+  KL on y goes to zero at convergence (a rising weight ends at that full weight). On the
+  MNIST dev split at their full 200 epochs the rising reading (``exp``, w_t = 1 -
+  exp(-t/2000)) collapsed to 2 of 10 clusters, the printed one kept 7 (seed 0; vaemix's
+  benchmark of the two readings). ``linear``, w_t = min(1, t / kl_anneal_steps), is
+  vaemix's protocol; ``none`` keeps w_t = 1 (plain eq. 7), to check the paper's report that
+  the model then ignores y.
 - tau is fixed (0.3 in the paper, App. A); ``hard`` uses the straight-through one-hot.
 - At test time y is the one-hot argmax of q(y|x) (inherited ``evaluate``/``predict``).
 
@@ -53,7 +56,7 @@ from vaemix.schema import Bool, Int, Key, Number, OneOf
 CONCRETE_OPTIONS = {
     "tau": Key(Number(), 0.3),           # Concrete temperature, fixed (App. A)
     "hard": Key(Bool(), False),          # straight-through one-hot samples
-    "kl_anneal": Key(OneOf(("linear", "exp", "exp_printed", "none")), "exp"),
+    "kl_anneal": Key(OneOf(("linear", "exp", "exp_printed", "none")), "exp_printed"),
     "kl_anneal_steps": Key(Int(), 2000),
 }
 
@@ -62,18 +65,17 @@ PAPER = Recipe({
     **GMVAE_PAPER.settings,
     "tau": Cited(0.3, "Collier & Urdiales 2019, App. A (fixed throughout training)"),
     "hard": Cited(False, "Collier & Urdiales 2019, eq. 7 (a relaxed y in training)"),
-    "kl_anneal": Cited("exp", "Collier & Urdiales 2019, sec. 2: w_t annealed from 0 to 1 "
-                              "(printed as exp(-t/2000); its rising reading, see kl_weight)"),
+    "kl_anneal": Cited("exp_printed", "Collier & Urdiales 2019, sec. 2: w_t = min(1, "
+                                      "exp(-t/2000)) as printed (falling; see kl_weight)"),
     "kl_anneal_steps": Cited(2000, "Collier & Urdiales 2019, sec. 2 (t/2000, t in steps)"),
 })
 
 
 def kl_weight(step: int, schedule: str, steps: int) -> float:
-    """w_t of eq. 8, rising from 0 at t = 0 to 1: linearly, reaching 1 at t = ``steps``
-    (``linear``), or 1 - exp(-t / steps) (``exp``: the paper prints min(1, exp(-t/2000)),
-    which falls from 1, beside "annealed from zero to one"; this is the rising curve with
-    their exponential and constant); ``exp_printed``: min(1, exp(-t / steps)), the formula
-    as printed, falling from 1 to 0; ``none``: 1."""
+    """w_t of eq. 8 at training step ``step``: ``exp_printed``, min(1, exp(-t / steps)), the
+    paper's formula (sec. 2), falling from 1 to 0; ``exp``, 1 - exp(-t / steps), the rising
+    curve of its text ("from zero to one"); ``linear``, min(1, t / steps), rising to 1 at
+    t = ``steps``; ``none``: 1."""
     if schedule == "none":
         return 1.0
     if schedule == "exp_printed":
