@@ -21,12 +21,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
+from quality import override_paper  # bench/ is on sys.path when run as a script
 
 from vaemix.config import load_params, validate
 from vaemix.data import load_prepared, prepare_dataset
 from vaemix.models import gmvae_dpgmm
-from vaemix.protocols import Cited
 from vaemix.runs import train_and_export
 from vaemix.training import batched
 
@@ -64,11 +63,7 @@ def main() -> None:
     ap.add_argument("--epoch-scale", type=float, default=0.1)
     ap.add_argument("--paper", nargs="*", default=[], metavar="KEY=YAML")
     args = ap.parse_args()
-    for item in args.paper:
-        key, value = item.split("=", 1)
-        if key not in gmvae_dpgmm.PAPER.settings:
-            raise SystemExit(f"error: --paper {key}: not a setting of the recipe")
-        gmvae_dpgmm.PAPER.settings[key] = Cited(yaml.safe_load(value), "bench/dpgmm_refits.py")
+    override_paper([f"gmvae_dpgmm.{item}" for item in args.paper])
     params = load_params(ROOT / "params.yaml")
     params.update(seed=args.seed, seeds=[args.seed])
     params["data"]["mnist"].update(root=str(args.raw.resolve()), download=False)
