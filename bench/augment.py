@@ -34,6 +34,12 @@ VARIANTS: dict[str, tuple[bool, dict[str, Any]]] = {
     "aug_ae": (True, {}),
     "aug": (True, {"augment_shift": SHIFT, "augment_rotate": ROTATE}),
     "aug_sp": (True, {"augment_shift": SHIFT, "augment_rotate": ROTATE, "self_paced": True}),
+    # ASPC-DA's whole clustering phase: dynamic pseudo-labels, confident first; on the
+    # plain AE (the clustering phase's own effect) and on the augmented one
+    "sp_rl": (False, {"augment_shift": SHIFT, "augment_rotate": ROTATE, "self_paced": True,
+                      "relabel": True}),
+    "aug_sp_rl": (True, {"augment_shift": SHIFT, "augment_rotate": ROTATE, "self_paced": True,
+                         "relabel": True}),
 }
 
 

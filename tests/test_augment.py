@@ -195,3 +195,42 @@ def test_training_chooses_self_paced_samples_every_epoch(monkeypatch):
     result = fit(model, x, TrainConfig(epochs=5, batch_size=8, lr=0.05), anchor=anchor)
     assert seen == [0.0, 0.25, 0.5, 0.75, 1.0]
     assert all(np.isfinite(r["train/anchor_ce"]) for r in result.history)
+
+
+def test_relabelled_anchor_takes_the_models_own_argmax():
+    """With relabel, sample_losses first makes the labels argmax_c q(c | x) of the clean
+    images, so each loss is -max_c ln q(c | x)."""
+    torch.manual_seed(0)
+    model = _Logits()
+    x = torch.rand(12, 1, 6, 6)
+    log_q = model.log_q_c(x).detach()
+    anchor = Anchor(torch.zeros(12, dtype=torch.long), 1.0, relabel=True)
+    losses = anchor.sample_losses(model, x)
+    assert torch.equal(anchor.labels, log_q.argmax(1))
+    torch.testing.assert_close(losses, -log_q.max(1).values)
+    fixed = Anchor(torch.zeros(12, dtype=torch.long), 1.0)
+    fixed.sample_losses(model, x)
+    assert torch.equal(fixed.labels, torch.zeros(12, dtype=torch.long))
+
+
+def test_training_relabels_the_anchor_at_every_epochs_start(monkeypatch):
+    """fit() with a relabelled anchor (no self-paced choice) trains each epoch on the
+    model's argmax as it stood when the epoch began."""
+    torch.manual_seed(0)
+    model = _Logits()
+    x = torch.rand(40, 1, 6, 6)
+    start = torch.randint(0, 3, (40,))
+    anchor = Anchor(start.clone(), 1.0, relabel=True)
+    seen = []
+    real = Anchor.sample_losses
+
+    def watched(self, m, xt):
+        want = m.log_q_c(xt).detach().argmax(1)
+        out = real(self, m, xt)
+        seen.append(torch.equal(self.labels, want))
+        return out
+
+    monkeypatch.setattr(Anchor, "sample_losses", watched)
+    fit(model, x, TrainConfig(epochs=3, batch_size=8, lr=0.05), anchor=anchor)
+    assert seen == [True, True, True]
+    assert not torch.equal(anchor.labels, start)

@@ -95,6 +95,7 @@ TRAINING: Section = {   # the training loop (vaemix.training.TrainConfig)
     "augment_shift": Key(Number(strict=False, high=0.5, high_open=False), 0.0),
     "augment_rotate": Key(Number(strict=False, high=180.0, high_open=False), 0.0),
     "self_paced": Key(Bool(), False),      # ... on the confident samples first (ASPC-DA)
+    "relabel": Key(Bool(), False),         # the anchor's labels: the model's own, each epoch
     "per_dataset": Key(Any_(), None),      # {dataset: {key: value}} overrides
 }
 TRAINING_KEYS = frozenset(TRAINING)

@@ -30,7 +30,7 @@ OTHER_START_SUFFIX = "_other_start"   # the recipe from the other start (ae <-> 
 
 # What only vaemix's protocol has, and the value a paper recipe must give it.
 VAEMIX_START = {"self_train_epochs": 0, "anchor_weight": 0.0, "augment_shift": 0.0,
-                "augment_rotate": 0.0, "self_paced": False}
+                "augment_rotate": 0.0, "self_paced": False, "relabel": False}
 # The MoE gates' paper start (Singh et al. 2018, sec. 8.2: DVMoE and DeepMoE are trained
 # from random networks on the joint objective of sec. 7; vaemix.moe.run.start_settings).
 MOE_PAPER_START = {"init": "none", "self_train_epochs": 0, "anchor_weight": 0.0}

@@ -245,7 +245,8 @@ def _train_one(
 
     # a model warmed up on the start's partition keeps it as a term (training.Anchor)
     labels = model.start_labels
-    anchor = (Anchor(labels, config.anchor_weight, config.augment, config.self_paced)
+    anchor = (Anchor(labels, config.anchor_weight, config.augment, config.self_paced,
+                     config.relabel)
               if labels is not None and config.anchor_weight > 0 else None)
     result = fit(
         model, x_train, config, evaluate=probe, curves_dir=curves if main else None,

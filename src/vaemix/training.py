@@ -88,6 +88,7 @@ class TrainConfig:
     augment_shift: float = 0.0
     augment_rotate: float = 0.0
     self_paced: bool = False
+    relabel: bool = False   # the anchor's labels become the model's own argmax each epoch
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], epochs: int, seed: int) -> TrainConfig:
@@ -114,6 +115,7 @@ class TrainConfig:
             augment_shift=float(s["augment_shift"]),
             augment_rotate=float(s["augment_rotate"]),
             self_paced=bool(s["self_paced"]),
+            relabel=bool(s["relabel"]),
         )
 
     @property
@@ -126,7 +128,7 @@ def _optional_float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Anchor:
     """The start's partition of the training points, kept as a term of the loss.
 
@@ -142,19 +144,32 @@ class Anchor:
     rotated copy of each image, the model's own loss stays on the clean one; with
     ``self_paced``, only the samples whose clean cross-entropy is below ASPC-DA's λ_t count
     in epoch t (:func:`vaemix.augment.self_paced_mask`, recomputed at each epoch's start).
+
+    With ``relabel``, the labels are dynamic pseudo-labels: at each epoch's start they
+    become the model's own most probable cluster of each clean image, argmax_c q(c | x_i),
+    so the term trains the network to agree with its current clustering rather than with
+    the start's. This is ASPC-DA's label update, which reassigns every sample to its
+    nearest centre before each round of training (Guo et al. 2019, Alg. 1), and DynAE's
+    dynamic pseudo-labels (Mrabah et al. 2020). The start only chooses
+    where the self-training begins. A resumed run recomputes the labels from the restored
+    model, which is what the uninterrupted run did at that epoch's start.
     """
 
     labels: Tensor  # [N] long, on the training data's device
     weight: float
     augment: Augment = field(default_factory=Augment)
     self_paced: bool = False
+    relabel: bool = False
 
     def sample_losses(self, model: Model, x_train: Tensor) -> Tensor:
-        """-ln q(c = label_i | x_i) [N] on the clean images, on the data's device."""
+        """-ln q(c = label_i | x_i) [N] on the clean images, on the data's device; with
+        ``relabel``, the labels are first replaced by argmax_c q(c | x_i)."""
         was_training = model.training
         model.eval()
         log_q = batched(model.log_q_c, x_train).to(self.labels.device)
         model.train(was_training)
+        if self.relabel:
+            self.labels = log_q.argmax(1)
         return -log_q.gather(1, self.labels[:, None]).squeeze(1)
 
     def cross_entropy(self, model: Model, xb: Tensor, idx: Tensor,
@@ -437,12 +452,13 @@ class _Run:
         return {**terms, "anchor_ce": ce, "loss": terms["loss"] + self.anchor.weight * ce}
 
     def _choose(self, epoch: int) -> None:
-        """The anchor's self-paced samples of ``epoch`` (Anchor; none to choose without)."""
-        if self.anchor is None or not self.anchor.self_paced:
-            self.chosen = None
+        """The anchor's labels (relabelled, Anchor) and self-paced samples of ``epoch``."""
+        self.chosen = None
+        if self.anchor is None or not (self.anchor.self_paced or self.anchor.relabel):
             return
         losses = self.anchor.sample_losses(self.model, self.x_train)
-        self.chosen = self_paced_mask(losses, epoch / max(self.config.epochs - 1, 1))
+        if self.anchor.self_paced:
+            self.chosen = self_paced_mask(losses, epoch / max(self.config.epochs - 1, 1))
 
     def __call__(self, live: Any) -> TrainResult:
         model, x_train, config = self.model, self.x_train, self.config
