@@ -43,8 +43,8 @@ VARIANTS: dict[str, tuple[bool, dict[str, Any]]] = {
 }
 
 
-def bench_params(epoch_scale: float, ae_epochs: int) -> dict[str, Any]:
-    """The repository's params.yaml with the quick profile, at ``epoch_scale``."""
+def bench_params(epoch_scale: float, ae_epochs: int, seed: int = 0) -> dict[str, Any]:
+    """The repository's params.yaml with the quick profile, at ``epoch_scale``, one seed."""
     import yaml
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -52,6 +52,7 @@ def bench_params(epoch_scale: float, ae_epochs: int) -> dict[str, Any]:
     params["budget"]["epoch_scale"] = epoch_scale
     params["pretrain"]["ae"]["epochs"] = round(ae_epochs / epoch_scale)
     params["datasets"] = ["mnist"]
+    params["seeds"] = [seed]
     return validate(params)
 
 
@@ -87,9 +88,10 @@ def main() -> None:
     ap.add_argument("--epoch-scale", type=float, default=0.2)
     ap.add_argument("--ae-epochs", type=int, default=100)
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--seed", type=int, default=0, help="the one seed (AE, start, model)")
     ap.add_argument("--out", default="augment.json")
     args = ap.parse_args()
-    params = bench_params(args.epoch_scale, args.ae_epochs)
+    params = bench_params(args.epoch_scale, args.ae_epochs, args.seed)
     data = load_prepared("mnist")
     rows = []
     for variant in args.variants:
