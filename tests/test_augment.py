@@ -197,40 +197,40 @@ def test_training_chooses_self_paced_samples_every_epoch(monkeypatch):
     assert all(np.isfinite(r["train/anchor_ce"]) for r in result.history)
 
 
-def test_relabelled_anchor_takes_the_models_own_argmax():
-    """With relabel, sample_losses first makes the labels argmax_c q(c | x) of the clean
-    images, so each loss is -max_c ln q(c | x)."""
-    torch.manual_seed(0)
-    model = _Logits()
-    x = torch.rand(12, 1, 6, 6)
-    log_q = model.log_q_c(x).detach()
-    anchor = Anchor(torch.zeros(12, dtype=torch.long), 1.0, relabel=True)
-    losses = anchor.sample_losses(model, x)
-    assert torch.equal(anchor.labels, log_q.argmax(1))
-    torch.testing.assert_close(losses, -log_q.max(1).values)
-    fixed = Anchor(torch.zeros(12, dtype=torch.long), 1.0)
-    fixed.sample_losses(model, x)
-    assert torch.equal(fixed.labels, torch.zeros(12, dtype=torch.long))
+@pytest.mark.parametrize("relabel", [True, False])
+def test_training_relabels_the_anchor_at_every_epochs_start(monkeypatch, relabel):
+    """With relabel, each epoch's self-paced losses are -max_c ln q(c | x) of the model as it
+    stood at the epoch's start (its own argmax as labels), and the anchor ends on the last
+    epoch's argmax; without, the losses are to the start's labels, which never change."""
+    import vaemix.training as training
 
+    seen_log_q, seen_losses = [], []
+    real_log_q, real_mask = Anchor.clean_log_q, training.self_paced_mask
 
-def test_training_relabels_the_anchor_at_every_epochs_start(monkeypatch):
-    """fit() with a relabelled anchor (no self-paced choice) trains each epoch on the
-    model's argmax as it stood when the epoch began."""
+    def log_q_watched(self, m, xt):
+        out = real_log_q(self, m, xt)
+        seen_log_q.append(m.log_q_c(xt).detach())   # computed independently of the anchor
+        return out
+
+    def mask_watched(losses, progress):
+        seen_losses.append(losses.clone())
+        return real_mask(losses, progress)
+
+    monkeypatch.setattr(Anchor, "clean_log_q", log_q_watched)
+    monkeypatch.setattr(training, "self_paced_mask", mask_watched)
     torch.manual_seed(0)
     model = _Logits()
     x = torch.rand(40, 1, 6, 6)
     start = torch.randint(0, 3, (40,))
-    anchor = Anchor(start.clone(), 1.0, relabel=True)
-    seen = []
-    real = Anchor.sample_losses
-
-    def watched(self, m, xt):
-        want = m.log_q_c(xt).detach().argmax(1)
-        out = real(self, m, xt)
-        seen.append(torch.equal(self.labels, want))
-        return out
-
-    monkeypatch.setattr(Anchor, "sample_losses", watched)
-    fit(model, x, TrainConfig(epochs=3, batch_size=8, lr=0.05), anchor=anchor)
-    assert seen == [True, True, True]
-    assert not torch.equal(anchor.labels, start)
+    anchor = Anchor(start.clone(), 1.0, self_paced=True, relabel=relabel)
+    fit(model, x, TrainConfig(epochs=3, batch_size=8, lr=0.5), anchor=anchor)
+    assert len(seen_log_q) == len(seen_losses) == 3
+    for log_q, losses in zip(seen_log_q, seen_losses, strict=True):
+        want = (-log_q.max(1).values if relabel
+                else -log_q[torch.arange(40), start])
+        torch.testing.assert_close(losses, want)
+    if relabel:
+        assert torch.equal(anchor.labels, seen_log_q[-1].argmax(1))
+        assert not torch.equal(anchor.labels, start)
+    else:
+        assert torch.equal(anchor.labels, start)

@@ -79,7 +79,7 @@ def test_every_paper_setting_is_cited_and_checks(method):
         assert settings["anchor_weight"] == 0 and settings["self_train_epochs"] == 0
         # no augmentation either (vaemix.augment is vaemix's protocol only)
         assert settings["augment_shift"] == settings["augment_rotate"] == 0
-        assert settings["self_paced"] is False
+        assert settings["self_paced"] is False and settings["relabel"] is False
         assert {"epochs", "batch_size", "lr"} <= settings.keys()
 
 

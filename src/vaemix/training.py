@@ -150,9 +150,9 @@ class Anchor:
     so the term trains the network to agree with its current clustering rather than with
     the start's. This is ASPC-DA's label update, which reassigns every sample to its
     nearest centre before each round of training (Guo et al. 2019, Alg. 1), and DynAE's
-    dynamic pseudo-labels (Mrabah et al. 2020). The start only chooses
-    where the self-training begins. A resumed run recomputes the labels from the restored
-    model, which is what the uninterrupted run did at that epoch's start.
+    dynamic pseudo-labels (Mrabah et al. 2020). The start only chooses where the
+    self-training begins. A resumed run recomputes the labels from the restored model, which
+    is what the uninterrupted run did at that epoch's start.
     """
 
     labels: Tensor  # [N] long, on the training data's device
@@ -161,16 +161,21 @@ class Anchor:
     self_paced: bool = False
     relabel: bool = False
 
-    def sample_losses(self, model: Model, x_train: Tensor) -> Tensor:
-        """-ln q(c = label_i | x_i) [N] on the clean images, on the data's device; with
-        ``relabel``, the labels are first replaced by argmax_c q(c | x_i)."""
+    def clean_log_q(self, model: Model, x_train: Tensor) -> Tensor:
+        """ln q(c | x_i) [N, K] of the clean images in eval mode, on the labels' device."""
         was_training = model.training
         model.eval()
         log_q = batched(model.log_q_c, x_train).to(self.labels.device)
         model.train(was_training)
-        if self.relabel:
-            self.labels = log_q.argmax(1)
+        return log_q
+
+    def losses(self, log_q: Tensor) -> Tensor:
+        """-ln q(c = label_i | x_i) [N] from ``log_q`` [N, K]."""
         return -log_q.gather(1, self.labels[:, None]).squeeze(1)
+
+    def sample_losses(self, model: Model, x_train: Tensor) -> Tensor:
+        """-ln q(c = label_i | x_i) [N] on the clean images, on the data's device."""
+        return self.losses(self.clean_log_q(model, x_train))
 
     def cross_entropy(self, model: Model, xb: Tensor, idx: Tensor,
                       chosen: Tensor | None) -> Tensor:
@@ -452,13 +457,18 @@ class _Run:
         return {**terms, "anchor_ce": ce, "loss": terms["loss"] + self.anchor.weight * ce}
 
     def _choose(self, epoch: int) -> None:
-        """The anchor's labels (relabelled, Anchor) and self-paced samples of ``epoch``."""
+        """The anchor's labels (relabelled, Anchor) and self-paced samples of ``epoch``, from
+        one pass over the clean training images; nothing to do for a plain anchor."""
         self.chosen = None
-        if self.anchor is None or not (self.anchor.self_paced or self.anchor.relabel):
+        anchor = self.anchor
+        if anchor is None or not (anchor.self_paced or anchor.relabel):
             return
-        losses = self.anchor.sample_losses(self.model, self.x_train)
-        if self.anchor.self_paced:
-            self.chosen = self_paced_mask(losses, epoch / max(self.config.epochs - 1, 1))
+        log_q = anchor.clean_log_q(self.model, self.x_train)
+        if anchor.relabel:
+            anchor.labels = log_q.argmax(1)
+        if anchor.self_paced:
+            progress = epoch / max(self.config.epochs - 1, 1)
+            self.chosen = self_paced_mask(anchor.losses(log_q), progress)
 
     def __call__(self, live: Any) -> TrainResult:
         model, x_train, config = self.model, self.x_train, self.config
