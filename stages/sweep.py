@@ -16,8 +16,10 @@ A run of ``latent_sweep.runs`` is a method of ``methods`` trained as its paper t
 (the ``paper`` protocol, vaemix.protocols: the sweep reproduces Nagpal et al.'s tables, so
 it runs their recipe, not vaemix's start), or one of the two Gumbel variants of the
 alternating network, ``gmvae_dpgmm_soft`` / ``gmvae_dpgmm_hard`` (its recipe with ``hard``
-false / true). A recipe with a pretrained start starts from ``ae_z<d>``; every run goes
-over every seed of ``seeds``.
+false / true). Nagpal et al. train every network of those tables from random weights (sec.
+4.4), so the sweep pretrains no autoencoder for its runs: a recipe that starts from one
+(VaDE's, DEC's) is refused before any work. ``latent_sweep.encoders`` (the VAE) are
+pretrained at each d for the baselines alone. Every run goes over every seed of ``seeds``.
 The sweep runs on every dataset of ``datasets``.
 """
 
@@ -63,7 +65,7 @@ def main(argv: list[str]) -> None:
 
     if kind == "pretrain":
         encoder = args[1]
-        require_listed(params, "encoders", encoder)
+        require_listed(params, "latent_sweep.encoders", encoder)
         train_and_export(encoder, dataset, load_prepared(dataset), swept, "pretrain",
                          name=run_name(encoder, d))
     elif kind in ("train", "from_gmvae"):
@@ -71,16 +73,36 @@ def main(argv: list[str]) -> None:
             run = args[1]
             require_listed(params, "latent_sweep.runs", run)
             method, overrides = SWEEP_VARIANTS.get(run, (run, {}))
+            _require_random_start(run, method, dataset, overrides)
+            init = None
         else:
             method, overrides = args[1], {"init": "gmvae"}
             require_listed(params, "latent_sweep.from_gmvae", method)
             run = f"{method}_from_gmvae"
-        init = {"ae_checkpoint": ARTIFACTS / dataset / run_name("ae", d) / "model.pt",
-                "gmvae_checkpoint": ARTIFACTS / dataset / run_name("gmvae", d) / "model.pt"}
+            init = {"gmvae_checkpoint": ARTIFACTS / dataset / run_name("gmvae", d) / "model.pt"}
         train_and_export(method, dataset, load_prepared(dataset), swept, "train", init=init,
                          name=run_name(run, d), protocol="paper", overrides=overrides)
     else:
         _baselines(params, dataset, args[1], args[2], d)
+
+
+def _require_random_start(run: str, method: str, dataset: str,
+                          overrides: dict[str, Any]) -> None:
+    """Refuse a sweep run whose paper recipe starts from a pretrained autoencoder: the
+    sweep's DAG pretrains none for its runs (``train_z@`` depends on no ``ae_z<d>``)."""
+    from vaemix.errors import ParamError
+    from vaemix.models import model_class
+    from vaemix.protocols import paper_settings
+
+    cls = model_class(method)
+    if cls.paper is not None:
+        settings = paper_settings(method, cls.paper, dataset)
+    else:   # a method without a cited recipe: its declared option defaults
+        settings = {k: spec.default for k, spec in cls.options.items()}
+    if {**settings, **overrides}.get("init") == "ae":
+        raise ParamError(f"params.yaml: 'latent_sweep.runs' has {run!r}, whose paper recipe "
+                         "starts from a pretrained autoencoder; the sweep runs recipes that "
+                         "start from random networks (Nagpal et al. 2019, sec. 4.4)")
 
 
 def _baselines(params: dict[str, Any], dataset: str, encoder: str, baseline: str,

@@ -35,6 +35,12 @@ def _written(folder: Path) -> list[str]:
          "(data/prepared/spiral)"),
         ({}, "train", ("spiral", "nope"), "'methods' does not list 'nope'"),
         ({}, "pretrain", ("imagenet", "ae"), "'datasets' does not list 'imagenet'"),
+        # the sweep pretrains no autoencoder for its runs (Nagpal et al.'s start at random)
+        ({"latent_sweep.latent_dims": [4], "latent_sweep.runs": ["vade"],
+          "latent_sweep.from_gmvae": [], "latent_sweep.baseline_encoders": ["vae"]},
+         "sweep", ("train", "spiral", "vade", "4"),
+         "'latent_sweep.runs' has 'vade', whose paper recipe starts from a pretrained "
+         "autoencoder"),
     ],
 )
 def test_bad_params_stop_before_anything_is_written(spiral, monkeypatch, changes, stage, args,

@@ -67,7 +67,14 @@ _DELETE = object()
         ("latent_sweep.from_gmvae", ["vade"],
          "'latent_sweep.from_gmvae' has unknown entry 'vade' (known: gmvae_dpgmm)"),
         ("latent_sweep.baseline_encoders", ["vade"],
-         "'latent_sweep.baseline_encoders' has 'vade', which is neither in 'encoders' nor"),
+         "'latent_sweep.baseline_encoders' has 'vade', which is neither in "
+         "'latent_sweep.encoders' nor"),
+        ("latent_sweep.baseline_encoders", ["ae"],   # ae is an encoder, not pretrained at d
+         "'latent_sweep.baseline_encoders' has 'ae', which is neither in "
+         "'latent_sweep.encoders' nor"),
+        ("latent_sweep.encoders", ["vade"],
+         "'latent_sweep.encoders' has unknown entry 'vade' (known: ae, vae)"),
+        ("latent_sweep.encoders", _DELETE, "missing key 'latent_sweep.encoders'"),
         ("latent_sweep.runs", ["gmvae_dpgmm_hard"],
          "'latent_sweep.from_gmvae' needs 'gmvae' in 'latent_sweep.runs'"),
         ("device", "tpu", "'device' must be auto, cpu, cuda or cuda:N"),

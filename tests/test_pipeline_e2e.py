@@ -59,8 +59,9 @@ CI_MOE_RUNS = [f"moe_{g}_z{d}" for g in MOE_GATES for d in MOE_LATENT_DIMS] + [
 # the latent-dimension sweep (stages/sweep.py) on every dataset: one dim of Nagpal et al.'s
 SWEEP_DIMS = [8]
 SWEEP_TRAINED = ["gmvae", "gmvae_dpgmm_hard"]
+SWEEP_ENCODERS = ["vae"]   # the sweep's runs start from random networks: no ae_z<d>
 SWEEP_RUNS = [f"{r}_z{d}" for d in SWEEP_DIMS for r in [
-    *ENCODERS, *SWEEP_TRAINED, "gmvae_dpgmm_from_gmvae"]] + [
+    *SWEEP_ENCODERS, *SWEEP_TRAINED, "gmvae_dpgmm_from_gmvae"]] + [
     f"{e}_z{d}+{b}" for d in SWEEP_DIMS for e in ("vae", "gmvae") for b in BASELINES]
 SIDE_RUNS = [*SWEEP_RUNS,
              *(f"{e}+{b}" for e in BASELINE_ENCODERS if e not in CI_BASELINE_ENCODERS
@@ -111,7 +112,7 @@ def tiny_params() -> dict:
         params["moe"][gate].update(epochs=50, eval_every=1, hidden=[16], per_dataset={})
     params["moe"]["gmm_moe"].update(pca_dim=4, max_iter=20)
     params["latent_sweep"] = {"latent_dims": SWEEP_DIMS, "runs": SWEEP_TRAINED,
-                              "from_gmvae": ["gmvae_dpgmm"],
+                              "from_gmvae": ["gmvae_dpgmm"], "encoders": SWEEP_ENCODERS,
                               "baseline_encoders": ["vae", "gmvae"]}
     return params
 

@@ -175,6 +175,7 @@ SCHEMA: dict[str, Section] = {
     "latent_sweep": {"latent_dims": Key(Any_()),      # checked with the others below
                      "runs": Key(Names(METHODS + tuple(SWEEP_VARIANTS))),
                      "from_gmvae": Key(Any_()),
+                     "encoders": Key(Names(ENCODERS)),   # [] = only the runs
                      "baseline_encoders": Key(Names(ENCODERS + METHODS))},
     "moe": {"gates": Key(Any_()), "latent_dims": Key(Any_(), []),
             "plain_gates": Key(Names(PLAIN_GATES)),
@@ -340,6 +341,10 @@ def _validate_latent_sweep(params: Params, encoders: list[str], methods: list[st
     runs, baseline_encoders = sweep["runs"], sweep["baseline_encoders"]
     if not dims:  # no sweep stages: nothing to cross-check
         return
+    for enc in sweep["encoders"]:
+        if enc not in encoders:
+            raise ParamError(f"params.yaml: '{key}.encoders' has {enc!r}, which is not in "
+                             "'encoders' (its pretrain.<encoder> settings are used)")
     for run in runs:
         method = SWEEP_VARIANTS.get(run, (run, {}))[0]
         if method not in methods:
@@ -350,12 +355,9 @@ def _validate_latent_sweep(params: Params, encoders: list[str], methods: list[st
             raise ParamError(f"params.yaml: '{key}.from_gmvae' needs 'gmvae' in '{key}.runs' "
                              "and 'gmvae_dpgmm' in 'methods'")
     for enc in baseline_encoders:
-        if enc not in encoders and enc not in runs:
+        if enc not in sweep["encoders"] and enc not in runs:
             raise ParamError(f"params.yaml: '{key}.baseline_encoders' has {enc!r}, which is "
-                             f"neither in 'encoders' nor in '{key}.runs'")
-    if "ae" not in encoders:
-        raise ParamError(f"params.yaml: 'encoders' must include 'ae' when '{key}' runs "
-                         "(its trained runs start from ae_z<d>)")
+                             f"neither in '{key}.encoders' nor in '{key}.runs'")
 
 
 def validate(params: Params) -> Params:
