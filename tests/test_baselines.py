@@ -157,3 +157,48 @@ def test_unlabelled_test_data_gets_no_scores(data):
     metrics, _ = evaluate_baseline("kmeans", unlabelled, K, SETTINGS["kmeans"], seed=0)
     assert metrics["n_clusters_used"] == K
     assert not {"acc", "nmi", "ari"} & set(metrics)
+
+
+@pytest.mark.parametrize("same", [False, True])
+def test_exact_neighbours_match_a_full_sort(same):
+    """The k nearest rows by a full sort of every distance (scipy), nearest first, ties by
+    index; ``same``: each point its own first neighbour at distance 0."""
+    from scipy.spatial.distance import cdist
+
+    from vaemix.umap_gmm import exact_neighbours
+
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=(300, 4)).astype(np.float32)
+    ref[7] = ref[3]                                  # a tie: two points at one place
+    x = ref if same else rng.normal(size=(130, 4)).astype(np.float32)
+    idx, dist = exact_neighbours(x, ref, 6, same=same, chunk=50)   # several blocks
+    d = cdist(x.astype(np.float64), ref.astype(np.float64))
+    if same:
+        np.fill_diagonal(d, -1.0)
+    order = np.lexsort((np.broadcast_to(np.arange(len(ref)), d.shape), d), axis=1)[:, :6]
+    np.testing.assert_array_equal(idx, order)
+    np.testing.assert_allclose(dist, np.maximum(np.take_along_axis(d, order, axis=1), 0),
+                               atol=1e-5)
+    assert idx.dtype == np.int32 and dist.dtype == np.float32
+    if same:
+        np.testing.assert_array_equal(idx[:, 0], np.arange(len(ref)))
+        assert dist[3, 1] == dist[7, 1] == 0.0 and {idx[3, 1], idx[7, 1]} == {3, 7}
+
+
+def test_umap_gmm_above_the_small_data_size_searches_exactly(monkeypatch):
+    """Above umap-learn's small-data size the graph and ``transform`` use exact neighbours
+    (no NN-descent is built) and the blobs are still recovered on held-out points."""
+    import pynndescent
+
+    from vaemix.umap_gmm import UMAP_EXACT_BELOW, ExactIndex, fit_umap_gmm
+
+    def refuse(*_, **__):
+        raise AssertionError("NN-descent was built")
+
+    monkeypatch.setattr(pynndescent.NNDescent, "__init__", refuse)
+    z, y = blobs(UMAP_EXACT_BELOW + 100, seed=4)
+    z_test, y_test = blobs(300, seed=5)
+    model, labels, _ = fit_umap_gmm(z, K, 0, {**SETTINGS["umap_gmm"], "max_points": None})
+    assert isinstance(model.embedding._knn_search_index, ExactIndex)
+    assert cluster_accuracy(y, labels) >= 0.95
+    assert cluster_accuracy(y_test, model.predict(z_test)) >= 0.95
