@@ -74,7 +74,7 @@ def main(argv: list[str]) -> None:
             require_listed(params, "latent_sweep.runs", run)
             method, overrides = SWEEP_VARIANTS.get(run, (run, {}))
             _require_random_start(run, method, dataset, overrides)
-            init = None
+            init: dict[str, Any] = {}   # the model's own start from random networks
         else:
             method, overrides = args[1], {"init": "gmvae"}
             require_listed(params, "latent_sweep.from_gmvae", method)
