@@ -11,11 +11,6 @@ test latents are placed in the fitted embedding by UMAP's ``transform``.
 Used twice in vaemix: as the ``umap_gmm`` baseline on every encoder's latents, and as the
 label-free start (``init_clusters: umap``) that the mixture models begin from.
 
-vaemix's, not N2D's: UMAP's k-nearest-neighbour graph is exact at every size
-(:func:`exact_neighbours`). umap-learn computes it exactly below 4096 points and by
-approximate NN-descent above, which is slower here (its code is compiled in every process)
-and on the MNIST dev split finds 99.9 % of the same edges.
-
 Determinism: UMAP with a ``random_state`` runs its optimisation on one thread and gives the
 same embedding for the same seed and inputs; the GMM is seeded too.
 """
@@ -50,10 +45,8 @@ REG_COVAR = 1e-5  # added to the GMM's covariance diagonals (the embedding has u
 # fixed target makes the embedding the same on every x86-64 CPU with AVX2 (set
 # NUMBA_CPU_NAME=host to compile for this one).
 NUMBA_CPU = "haswell"
-# UMAP.fit computes exact neighbours below this many points (umap-learn's "small data");
-# above, vaemix gives it exact neighbours too in place of NN-descent, whose numba code is
-# compiled anew in every process (9 s of a stage; on the MNIST dev split, AE codes: 21.3 ->
-# 12.4 s a fit, N2D train ACC 0.9455 -> 0.9451, test 0.944 -> 0.942, one seed).
+# UMAP.fit computes exact neighbours below this many points (umap-learn's "small data"),
+# NN-descent above; umap_graph does the same.
 UMAP_EXACT_BELOW = 4096
 
 
@@ -86,60 +79,6 @@ def _cache_compiled_code() -> None:
             if (isinstance(value, CPUDispatcher)
                     and type(value._cache).__name__ == "NullCache"):   # not cached yet
                 value.enable_caching()
-
-
-def exact_neighbours(x: np.ndarray, ref: np.ndarray, k: int, *, same: bool = False,
-                     chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` nearest rows of ``ref`` to each row of ``x`` by Euclidean distance, in
-    blocks of ``chunk`` rows: indices [N, k] (int32) and distances [N, k] (float32), nearest
-    first, ties broken by index. ``same``: ``x`` is ``ref`` and each point is its own first
-    neighbour at distance 0, as UMAP's neighbour graph has it.
-
-    Candidates come from the matrix-product form of the squared distance (fast, but its
-    rounding depends on the BLAS kernel); the ``k + 8`` best are then ranked by the distance
-    computed directly, so that the order does not depend on the kernel."""
-    x64, r64 = np.asarray(x, np.float64), np.asarray(ref, np.float64)
-    r_sq = np.einsum("ij,ij->i", r64, r64)
-    m = min(k + 8, len(r64))
-    idx = np.empty((len(x64), k), np.int32)
-    dist = np.empty((len(x64), k), np.float32)
-    for start in range(0, len(x64), chunk):
-        xb = x64[start:start + chunk]
-        rows = np.arange(len(xb))
-        d2 = np.einsum("ij,ij->i", xb, xb)[:, None] + r_sq[None, :] - 2.0 * (xb @ r64.T)
-        if same:
-            d2[rows, start + rows] = -1.0
-        cand = np.argpartition(d2, m - 1, axis=1)[:, :m]
-        exact = np.sqrt(((xb[:, None, :] - r64[cand]) ** 2).sum(-1))
-        others = cand != (start + rows)[:, None] if same else np.ones_like(cand, bool)
-        order = np.lexsort((cand, exact, others), axis=1)[:, :k]
-        idx[start:start + len(xb)] = np.take_along_axis(cand, order, axis=1)
-        dist[start:start + len(xb)] = np.take_along_axis(exact, order, axis=1)
-    return idx, dist
-
-
-def _neighbour_graph(z: np.ndarray, k: int) -> tuple[Any, Any, Any]:
-    """UMAP's ``precomputed_knn`` for fitting on ``z``: below :data:`UMAP_EXACT_BELOW` points
-    none (UMAP computes exact neighbours itself); above, the exact neighbours and an
-    :class:`ExactIndex` for ``transform``, in place of umap-learn's NN-descent."""
-    if len(z) < UMAP_EXACT_BELOW:
-        return (None, None, None)
-    idx, dist = exact_neighbours(z, z, k, same=True)
-    return idx, dist, ExactIndex(z)
-
-
-class ExactIndex:
-    """Exact neighbour search over the points UMAP was fitted on, in the interface that
-    ``UMAP.transform`` asks of its search index (``query``, ``_angular_trees``)."""
-
-    _angular_trees = False
-
-    def __init__(self, points: np.ndarray) -> None:
-        self.points = np.asarray(points, np.float32)
-
-    def query(self, x: np.ndarray, k: int, epsilon: float = 0.0) -> tuple[np.ndarray,
-                                                                         np.ndarray]:
-        return exact_neighbours(x, self.points, k)
 
 
 @dataclass
@@ -183,10 +122,8 @@ def umap_graph(z: np.ndarray, n_neighbors: int, seed: int) -> Any:
         if len(z) < UMAP_EXACT_BELOW:   # exact neighbours, as UMAP.fit on small data
             graph, _, _ = fuzzy_simplicial_set(pairwise_distances(z), k,
                                                np.random.RandomState(seed), "precomputed")
-        else:   # the same neighbours as fit_umap_gmm's
-            idx, dist, _ = _neighbour_graph(z, k)
-            graph, _, _ = fuzzy_simplicial_set(z, k, np.random.RandomState(seed), "euclidean",
-                                               knn_indices=idx, knn_dists=dist)
+        else:
+            graph, _, _ = fuzzy_simplicial_set(z, k, np.random.RandomState(seed), "euclidean")
     return graph.tocsr()
 
 
@@ -212,15 +149,13 @@ def fit_umap_gmm(
     n_fit = len(fit_idx)
     # UMAP's spectral start needs n_components < n - 1; tiny sets get fewer components
     n_components = min(int(s["n_components"] or n_clusters), max(1, n_fit - 2))
-    n_neighbors = min(int(s["n_neighbors"]), n_fit - 1)
     umap_model = _umap_class()(
-        n_neighbors=n_neighbors,
+        n_neighbors=min(int(s["n_neighbors"]), n_fit - 1),
         n_components=n_components,
         min_dist=float(s["min_dist"]),
         metric="euclidean",
         random_state=seed,
         init="spectral" if n_fit > n_components + 2 else "random",
-        precomputed_knn=_neighbour_graph(z[fit_idx], n_neighbors),
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
