@@ -48,6 +48,7 @@ def test_every_run_the_committed_params_ask_for_round_trips_and_has_a_kind():
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     names = [m for _, m in expected_runs(params)]
     assert {"ae+umap_gmm", "moe_dvmoe_z2", "vae_z8+gmm", "gmvae_dpgmm_soft_z8"} <= set(names)
+    assert "vae_z8" in names and "ae_z8" not in names   # the sweep's encoders only
     for name in names:
         assert RunId.parse(name).name == name
     kinds = {m: method_kind(m, params) for m in names}

@@ -95,7 +95,7 @@ def moe_methods(params: Params, dataset: str) -> list[str]:
 
 def sweep_methods(params: Params, dataset: str) -> list[str]:
     """The runs of the latent-dimension sweep on ``dataset`` (stages/sweep.py), per latent
-    dim: the encoders, ``latent_sweep.runs``, the alternating network started from the
+    dim: ``latent_sweep.encoders``, ``latent_sweep.runs``, the alternating network started from the
     GMVAE, and every baseline on every swept baseline encoder, each named ``<run>_z<d>``.
     The sweep runs on every dataset of ``datasets``."""
     sweep = params.get("latent_sweep") or {}
@@ -103,7 +103,7 @@ def sweep_methods(params: Params, dataset: str) -> list[str]:
         return []
     out = []
     for d in sweep.get("latent_dims") or []:
-        out += [run_name(e, d) for e in params["encoders"]]
+        out += [run_name(e, d) for e in sweep.get("encoders") or []]
         out += [run_name(r, d) for r in sweep.get("runs") or []]
         out += [run_name(f"{m}_from_gmvae", d) for m in sweep.get("from_gmvae") or []]
         out += [run_name(e, d, b) for e in sweep.get("baseline_encoders") or []
