@@ -180,3 +180,14 @@ def test_resume_keys_hash_the_runs_own_code_not_the_report():
     assert "vaemix/models/dmvae.py" not in files
     assert runs.code_digest("vade") != runs.code_digest("dmvae")
     assert runs.code_digest("vade") == runs.code_digest("vade")
+
+
+def test_the_sweep_pretrains_only_its_encoders_and_its_runs_need_no_autoencoder():
+    """pretrain_z@ runs over latent_sweep.encoders (not every encoder), and train_z@ reads
+    no pretrained artifact: its runs start from random networks (stages/sweep.py refuses a
+    recipe that does not)."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    assert stages["pretrain_z"]["matrix"]["encoder"] == "${latent_sweep.encoders}"
+    assert not [d for d in stages["train_z"]["deps"] if str(d).startswith("artifacts/")]
+    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    assert params["latent_sweep"]["encoders"] == ["vae"]
