@@ -69,7 +69,7 @@ def run_seed(
                 m = train_and_export("ae", ds, data, params, "pretrain")
                 ae_minutes = (time.perf_counter() - start) / 60
                 rows.append({"dataset": ds, "method": "ae", "seed": seed, "minutes": ae_minutes,
-                             "test_recon_ll": m["test_recon_ll"]})
+                             "test_recon_ll": m.get("test_recon_ll")})
                 latents = load_latents(ARTIFACTS / ds / "ae" / "latents.npz")
                 k = params["model"][ds]["n_clusters"]
                 for bl in ("kmeans", "gmm", "umap_gmm"):

@@ -93,6 +93,29 @@ def test_augmenting_ae_encodes_a_moved_image_but_scores_the_clean_one():
     torch.testing.assert_close(got, want)
 
 
+def test_squared_error_ae_scores_the_clean_image_per_input_value():
+    """DEC-DA's pretraining loss: the mean over input values of (g(f(moved x)) - x)^2,
+    the decoder's output taken as the image itself."""
+    spec = ModelSpec(input_shape=(1, 8, 8), latent_dim=2, n_clusters=2, hidden=(8,),
+                     likelihood="bernoulli", options={"augment_shift": 0.2,
+                                                      "augment_rotate": 15,
+                                                      "recon": "squared_error"})
+    ae = build_model("ae", spec)
+    x = torch.rand(5, 1, 8, 8)
+    torch.manual_seed(3)
+    got = ae.loss(x)
+    torch.manual_seed(3)
+    out = ae.decoder(ae.encode(random_affine(x, 0.2, 15))).detach()
+    want = sum(float(((out[i] - x[i]) ** 2).sum()) for i in range(5)) / (5 * 64)
+    assert got["loss"].item() == pytest.approx(want, rel=1e-5)
+    assert "recon_nll" not in got
+    torch.testing.assert_close(ae.reconstruct(x), ae.decoder(ae.encode(x)))
+    assert set(ae.evaluate(x)) == {"test_recon_mse"}
+    with pytest.raises(ParamError, match=r"'pretrain\.ae\.recon"):
+        build_model("ae", ModelSpec(input_shape=(6,), latent_dim=2, n_clusters=2,
+                                    hidden=(8,), options={"recon": "mse"}))
+
+
 def test_augmenting_ae_leaves_flat_inputs_as_they_are():
     spec = ModelSpec(input_shape=(6,), latent_dim=2, n_clusters=2, hidden=(8,),
                      options={"augment_shift": 0.1, "augment_rotate": 10})
@@ -234,3 +257,30 @@ def test_training_relabels_the_anchor_at_every_epochs_start(monkeypatch, relabel
         assert not torch.equal(anchor.labels, start)
     else:
         assert torch.equal(anchor.labels, start)
+
+
+def test_dec_da_takes_q_of_a_moved_copy_against_the_clean_target():
+    """DEC-DA (Guo et al. 2018, eq. 6): KL(P || Q) with P of the clean images and Q of a
+    moved copy, checked against an independent computation; inactive: DEC's own KL."""
+    from vaemix.distributions import log_student_t_assignments, target_distribution
+
+    torch.manual_seed(0)
+    spec = ModelSpec(input_shape=(1, 8, 8), latent_dim=2, n_clusters=3, hidden=(16,))
+    model = build_model("dec", spec)
+    x = torch.rand(12, 1, 8, 8)
+    idx = torch.tensor([0, 3, 7])
+    model.update_target(x)
+    with torch.no_grad():   # P by hand, from the clean images
+        q = log_student_t_assignments(model.encode(x), model.centres).exp()
+        p = target_distribution(q)[idx]
+    clean = (p * (p.log() - log_student_t_assignments(model.encode(x[idx]),
+                                                      model.centres))).sum(1)
+    torch.testing.assert_close(model.clustering_kl(x[idx], idx), clean)
+    model.augment = Augment(0.2, 15.0)
+    torch.manual_seed(3)
+    got = model.clustering_kl(x[idx], idx)
+    torch.manual_seed(3)
+    moved = random_affine(x[idx], 0.2, 15.0)
+    want = (p * (p.log() - log_student_t_assignments(model.encode(moved), model.centres))).sum(1)
+    torch.testing.assert_close(got, want)
+    assert not torch.allclose(got, clean)

@@ -233,8 +233,8 @@ def _train_one(
     # in train_seconds. Its own test clustering is recorded as start_* beside the end's.
     init_start = time.perf_counter()
     start: dict[str, Any] = {}
+    model.augment = config.augment   # vaemix's protocol only (vaemix.augment)
     if init is not None:
-        model.start_augment = config.augment   # the warm-up's images (vaemix.augment)
         model.initialise(x_train, seed=seed, **init)
         if model.clusters and labelled:
             model.eval()

@@ -14,6 +14,13 @@ clean image: the codes become invariant to small translations and rotations, whi
 digit's class does not depend on (the pretraining of DEC-DA and ASPC-DA, Guo et al. 2018
 and 2019; :mod:`vaemix.augment`). No label is used. Inputs that are not images (spiral, a
 flat npz) are left as they are.
+
+Its option ``recon`` (default ``likelihood``) chooses the reconstruction loss:
+``squared_error`` is DEC-DA's and ASPC-DA's pretraining (Guo et al. 2018 and 2019, their
+code's Keras ``mse``): the mean squared error per input value of a linear output, which
+they minimise with SGD (lr 1, momentum 0.9; ``optimizer: sgd`` in ``pretrain.ae``). The
+decoder's output is then the reconstruction itself, not the likelihood's parameter
+(reports/benchmarks/aspc_da.md measures both).
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from vaemix.augment import Augment
 from vaemix.distributions import kl_normal_std, reparameterize
 from vaemix.models.base import Model, ModelSpec
 from vaemix.networks import GaussianHead, Likelihood, build_decoder, build_trunk
-from vaemix.schema import Key, Number
+from vaemix.schema import Key, Number, OneOf
 
 
 class AutoEncoder(Model):
@@ -36,11 +43,13 @@ class AutoEncoder(Model):
         "input_dropout": Key(Number(strict=False, high=1.0), 0.0),   # denoising mask rate
         "augment_shift": Key(Number(strict=False, high=0.5, high_open=False), 0.0),
         "augment_rotate": Key(Number(strict=False, high=180.0, high_open=False), 0.0),
+        "recon": Key(OneOf(("likelihood", "squared_error")), "likelihood"),
     }
 
     def __init__(self, spec: ModelSpec) -> None:
         super().__init__(spec)
         opts = self.parse_options(spec.options)
+        self.squared_error = opts["recon"] == "squared_error"
         self.trunk = build_trunk(spec.input_shape, spec.net, spec.hidden)
         self.to_z = nn.Linear(self.trunk.out_features, spec.latent_dim)
         self.decoder = build_decoder(spec.input_shape, spec.latent_dim, spec.net, spec.hidden)
@@ -55,14 +64,27 @@ class AutoEncoder(Model):
         x_in = self.augment(x)   # images only; the target stays the clean image
         if self.input_dropout > 0:  # masking noise, no rescaling (a denoising AE)
             x_in = x_in * (torch.rand_like(x_in) >= self.input_dropout)
-        recon_ll = self.likelihood.log_prob(x, self.decoder(self.encode(x_in))).mean()
+        out = self.decoder(self.encode(x_in))
+        if self.squared_error:
+            mse = self._mse(x, out).mean()
+            return {"loss": mse, "recon_mse": mse}
+        recon_ll = self.likelihood.log_prob(x, out).mean()
         return {"loss": -recon_ll, "recon_nll": -recon_ll}
 
+    @staticmethod
+    def _mse(x: Tensor, out: Tensor) -> Tensor:
+        """The mean squared error per input value of each example [N]."""
+        return (out.reshape(len(x), -1) - x.reshape(len(x), -1)).pow(2).mean(1)
+
     def evaluate(self, x: Tensor) -> dict[str, Tensor]:
-        return {"test_recon_ll": self.likelihood.log_prob(x, self.decoder(self.encode(x)))}
+        out = self.decoder(self.encode(x))
+        if self.squared_error:
+            return {"test_recon_mse": self._mse(x, out)}
+        return {"test_recon_ll": self.likelihood.log_prob(x, out)}
 
     def reconstruct(self, x: Tensor) -> Tensor:
-        return self.likelihood.mean(self.decoder(self.encode(x)))
+        out = self.decoder(self.encode(x))
+        return out if self.squared_error else self.likelihood.mean(out)
 
 
 class VAE(Model):

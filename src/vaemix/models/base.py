@@ -55,9 +55,10 @@ class Model(nn.Module):
     # the start's partition of the training points [N] when ``initialise`` warmed the
     # model up on one: the training loop keeps it as the anchor (vaemix.training.Anchor)
     start_labels: Tensor | None = None
-    # the augmentation of the images the warm-up on that partition sees (set by the train
-    # stage from the section's augment_shift / augment_rotate; vaemix.augment)
-    start_augment: Augment = Augment()
+    # vaemix's protocol's augmentation of the training images (set by the train stage from
+    # the section's augment_shift / augment_rotate; vaemix.augment): the warm-up on the start
+    # sees moved copies, and so does a model's own loss where the model says so (DEC-DA)
+    augment: Augment = Augment()
     # the method as its paper trains it, every setting cited (vaemix.protocols): the runs
     # <method>_paper; None for the encoders, which have no paper protocol
     paper: ClassVar[Recipe | None] = None

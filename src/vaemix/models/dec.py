@@ -20,6 +20,12 @@ greedy layer-wise stacked denoising autoencoder. vaemix's protocol (``train.dec`
 params.yaml) starts from the N2D partition instead, warms up on it and keeps it as the
 anchor (vaemix.training.Anchor), as every mixture model there does.
 
+Augmentation (vaemix's protocol only; ``augment_shift`` / ``augment_rotate`` of
+``train.dec``): DEC-DA's clustering phase (Guo, Zhu, Liu & Yin 2018, sec. 3.2, eq. 6):
+Q is that of a randomly moved copy of each image while the target P stays that of the
+clean images, so the encoder learns codes that a small shift or rotation does not move
+(``model.augment``, vaemix.augment). IDEC inherits it for its clustering term.
+
 DEC is not generative: it has no decoder (no reconstructions, no samples per cluster);
 its per-example test quantity is the entropy of q_i.
 
@@ -118,8 +124,8 @@ class DEC(Model):
         if self.target is None:
             raise RuntimeError("DEC: the target distribution is computed by initialise and "
                                "before_step; train through vaemix.training.fit")
-        p = self.target[idx]
-        return (torch.special.xlogy(p, p) - p * self.log_q_c(x)).sum(1)
+        p = self.target[idx]   # P of the clean images; Q of a moved copy under DEC-DA
+        return (torch.special.xlogy(p, p) - p * self.log_q_c(self.augment(x))).sum(1)
 
     def loss(self, x: Tensor, idx: Tensor) -> dict[str, Tensor]:
         kl = self.clustering_kl(x, idx).mean()

@@ -448,7 +448,7 @@ def self_train(
     DEC (Xie, Girshick & Farhadi 2016, sec. 3.1, with hard targets) and of N2D's follow-ups.
     The partition is kept as ``model.start_labels`` [N]: training holds the model to it
     with the weight ``anchor_weight`` (:class:`vaemix.training.Anchor`; 0 = released).
-    With ``model.start_augment`` set (images; the train section's ``augment_shift`` /
+    With ``model.augment`` set (images; the train section's ``augment_shift`` /
     ``augment_rotate``), the cross-entropy is that of a randomly moved copy of each image,
     as in the clustering phase of DEC-DA and ASPC-DA (Guo et al. 2018, 2019).
     """
@@ -458,8 +458,8 @@ def self_train(
     def loss(idx: Tensor) -> Tensor:
         xb = x_train[idx]
         own = model.loss(xb, idx) if model.indexed_loss else model.loss(xb)
-        # images: the cross-entropy of a moved copy (model.start_augment; vaemix.augment)
-        ce = F.nll_loss(model.log_q_c(model.start_augment(xb)), targets[idx])
+        # images: the cross-entropy of a moved copy (model.augment; vaemix.augment)
+        ce = F.nll_loss(model.log_q_c(model.augment(xb)), targets[idx])
         return own["loss"] + weight * ce
 
     adam_epochs(model, model.parameters(), loss, len(x_train), epochs, seed, batch_size, lr,

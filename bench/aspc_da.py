@@ -1,0 +1,264 @@
+"""ASPC-DA's clustering phase (Guo, Liu, Zhu & Yin 2019) on vaemix's autoencoder, on the
+MNIST dev split: does the published recipe reach its MNIST-test level (0.973) here?
+
+ASPC-DA, as its authors' code sets it (github.com/XifengGuo/ASPC-DA, run_exp.py / ASPC.py):
+- the 784-500-500-2000-10 autoencoder pretrained 500 epochs on augmented images (random
+  shifts of up to 10 % of the side, rotations of up to 10 degrees; sec. 3.4);
+- k-means (20 restarts) on the codes gives the labels s_i and the centres mu_j, which then
+  stay fixed;
+- up to T = 100 epochs: the encoder alone is trained one epoch, Adam(1e-4), batch 256, on
+  augmented copies, to minimise sum_i v_i ||f(x~_i) - mu_{s_i}||^2 / (d N_batch) (eq. 7);
+  then every sample is reassigned to its nearest centre (clean image) and its weight
+  v_i = 1[l_i < mean(l) + (t / T) std(l)] recomputed (eq. 8-9, vaemix.augment); it stops
+  when fewer than 0.1 % of the labels change.
+
+``--ae vaemix`` pretrains the pipeline's ``ae`` (Adam 1e-3, a Bernoulli likelihood) with
+augmentation; ``--ae aspc`` the same network as ASPC-DA's code does: squared error on a
+linear output, SGD(lr 1, momentum 0.9), zero biases. The test score is the nearest centre
+of each held-out image's code. ``--start n2d`` replaces k-means by the
+N2D partition (UMAP + GMM on the same codes, vaemix's start), the centres the means of its
+clusters.
+
+    OMP_NUM_THREADS=2 python bench/aspc_da.py --raw /tmp/raw --work /tmp/aspc --seed 0 \
+        --ae-epochs 500 --start kmeans n2d --name aspc_da_s0
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from sklearn.cluster import KMeans
+from tqdm import tqdm
+
+from vaemix.augment import Augment, self_paced_mask
+from vaemix.baselines import fit_baseline, load_latents
+from vaemix.config import validate
+from vaemix.data import load_prepared, prepare_dataset
+from vaemix.distributions import log_student_t_assignments, target_distribution
+from vaemix.metrics import clustering_metrics, transductive_metrics
+from vaemix.models import spec_from_params
+from vaemix.models.ae import AutoEncoder
+from vaemix.models.init import load_ae_state
+from vaemix.runs import ARTIFACTS, train_and_export
+from vaemix.training import batched
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIFT, ROTATE = 0.1, 10.0
+
+
+def bench_params(raw: Path, seed: int, ae_epochs: int) -> dict:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["latent_sweep"]["latent_dims"] = []
+    params["seed"], params["seeds"] = seed, [seed]
+    params["data"]["mnist"].update(root=str(raw.resolve()), download=False)
+    params["pretrain"]["ae"].update(epochs=ae_epochs, augment_shift=SHIFT,
+                                    augment_rotate=ROTATE, eval_every=50)
+    return validate(params)
+
+
+def pretrained_ae(params: dict, data, name: str) -> tuple[AutoEncoder, float]:
+    """The augmented ``ae`` of the pipeline (reused if ``artifacts/mnist/<name>`` holds it)."""
+    path = ARTIFACTS / "mnist" / name / "model.pt"
+    seconds = 0.0
+    if not path.is_file():
+        start = time.perf_counter()
+        train_and_export("ae", "mnist", data, params, "pretrain", name=name)
+        seconds = time.perf_counter() - start
+    ae = AutoEncoder(spec_from_params(params, "mnist", data.input_shape))
+    ae.load_state_dict(load_ae_state(path))
+    return ae, seconds
+
+
+def aspc_pretrain(ae: AutoEncoder, x: torch.Tensor, epochs: int, seed: int) -> None:
+    """ASPC-DA's pretraining of ``ae``: squared error of the clean image from an augmented
+    copy's code, SGD(1.0, momentum 0.9), batch 256 (their run_exp.py)."""
+    for module in ae.modules():
+        if isinstance(module, torch.nn.Linear):
+            torch.nn.init.zeros_(module.bias)
+    gen = torch.Generator().manual_seed(seed)
+    augment = Augment(SHIFT, ROTATE)
+    opt = torch.optim.SGD(ae.parameters(), lr=1.0, momentum=0.9)
+    flat = x.flatten(1)
+    for _ in tqdm(range(epochs), desc="aspc pretrain", mininterval=30):
+        for idx in torch.randperm(len(x), generator=gen).split(256):
+            out = ae.decoder(ae.encode(augment(x[idx], gen))).flatten(1)
+            loss = (out - flat[idx]).pow(2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    ae.eval()
+
+
+def aspc_ae(params: dict, data, name: str, epochs: int, seed: int) -> tuple[AutoEncoder, float]:
+    """ASPC-DA's own pretraining (reused if ``<name>.pt`` exists in the work folder)."""
+    ae = AutoEncoder(spec_from_params(params, "mnist", data.input_shape))
+    path = Path(f"{name}.pt")
+    if path.is_file():
+        ae.load_state_dict(torch.load(path, weights_only=True))
+        return ae, 0.0
+    start = time.perf_counter()
+    aspc_pretrain(ae, torch.as_tensor(data.x_train), epochs, seed)
+    torch.save(ae.state_dict(), path)
+    return ae, time.perf_counter() - start
+
+
+def nearest(z: torch.Tensor, centres: torch.Tensor) -> tuple[np.ndarray, torch.Tensor]:
+    """Each code's nearest centre and its squared distance (ASPC-DA's l_i)."""
+    d2 = torch.cdist(z, centres).pow(2)
+    loss, labels = d2.min(1)
+    return labels.numpy(), loss
+
+
+def aspc_phase(ae: AutoEncoder, x: torch.Tensor, labels: np.ndarray, centres: torch.Tensor,
+               seed: int, epochs: int = 100, tol: float = 0.001) -> tuple[np.ndarray, list]:
+    """ASPC-DA's training of the encoder towards fixed centres, self-paced, augmented."""
+    gen = torch.Generator().manual_seed(seed)
+    augment = Augment(SHIFT, ROTATE)
+    opt = torch.optim.Adam([*ae.trunk.parameters(), *ae.to_z.parameters()], lr=1e-4)
+    weights = torch.ones(len(x))
+    history = []
+    for epoch in range(epochs):
+        ae.train()
+        target = centres[torch.as_tensor(labels)]
+        for idx in torch.randperm(len(x), generator=gen).split(256):
+            z = ae.encode(augment(x[idx], gen))
+            per = (z - target[idx]).pow(2).mean(1)
+            loss = (weights[idx] * per).sum() / len(idx)   # Keras' sample-weighted mean
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        ae.eval()
+        with torch.no_grad():
+            new, dist = nearest(batched(ae.encode, x), centres)
+        changed = float(np.mean(new != labels))
+        labels = new
+        weights = self_paced_mask(dist, epoch / epochs).float()
+        history.append({"epoch": epoch + 1, "changed": changed,
+                        "selected": float(weights.mean()), "loss": float(dist.mean())})
+        print(json.dumps(history[-1]), flush=True)
+        if changed < tol:
+            break
+    return labels, history
+
+
+def dec_da_phase(ae: AutoEncoder, x: torch.Tensor, labels: np.ndarray, centres: torch.Tensor,
+                 seed: int, maxiter: int = 20000, interval: int = 30,
+                 tol: float = 0.001) -> tuple[np.ndarray, list, torch.Tensor]:
+    """DEC-DA's clustering phase (Guo, Zhu, Liu & Yin 2018; FcDEC-DA of their code): DEC's
+    KL(P || Q) (Xie et al. 2016, eq. 2-3) with Q of an augmented copy and P of the clean
+    images, P refreshed every ``interval`` batches (30 on MNIST-test), SGD(0.01, momentum
+    0.9) on the encoder and the centres, batches taken in order; it stops when fewer than
+    0.1 % of the labels change between refreshes."""
+    gen = torch.Generator().manual_seed(seed)
+    augment = Augment(SHIFT, ROTATE)
+    mu = torch.nn.Parameter(centres.clone())
+    opt = torch.optim.SGD([*ae.trunk.parameters(), *ae.to_z.parameters(), mu], lr=0.01,
+                          momentum=0.9)
+    batches = torch.arange(len(x)).split(256)
+    history: list[dict] = []
+    p = None
+    for ite in range(maxiter):
+        if ite % interval == 0:
+            ae.eval()
+            with torch.no_grad():
+                log_q = log_student_t_assignments(batched(ae.encode, x), mu)
+            p, new = target_distribution(log_q.exp()), log_q.argmax(1).numpy()
+            changed = float(np.mean(new != labels))
+            labels = new
+            history.append({"iteration": ite, "changed": changed})
+            print(json.dumps(history[-1]), flush=True)
+            if ite > 0 and changed < tol:
+                break
+            ae.train()
+        idx = batches[ite % len(batches)]
+        log_qb = log_student_t_assignments(ae.encode(augment(x[idx], gen)), mu)
+        loss = (p[idx] * (p[idx].clamp_min(1e-12).log() - log_qb)).sum(1).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    ae.eval()
+    return labels, history, mu.detach()
+
+
+def one_start(kind: str, labels: np.ndarray, ae0: AutoEncoder, data, seed: int,
+              phase: str) -> dict:
+    """ASPC-DA's or DEC-DA's phase from the partition ``labels`` of the training codes."""
+    ae = copy.deepcopy(ae0)
+    x_tr, x_te = torch.as_tensor(data.x_train), torch.as_tensor(data.x_test)
+    with torch.no_grad():
+        z = batched(ae.encode, x_tr)
+    centres = torch.stack([z[torch.as_tensor(labels == j)].mean(0) for j in range(10)])
+    start = transductive_metrics(data.y_train, labels)["train_acc"]
+    t = time.perf_counter()
+    torch.manual_seed(seed)
+    if phase == "aspc":
+        labels, history = aspc_phase(ae, x_tr, labels, centres, seed)
+    else:   # DEC's argmax_j q_ij is the nearest of its trained centres too
+        labels, history, centres = dec_da_phase(ae, x_tr, labels, centres, seed)
+    with torch.no_grad():
+        test_pred, _ = nearest(batched(ae.encode, x_te), centres)
+    out = {"phase": phase, "start": kind, "start_train_acc": start, "epochs": len(history),
+           "seconds": time.perf_counter() - t,
+           **transductive_metrics(data.y_train, labels),
+           **{k: clustering_metrics(data.y_test, test_pred)[k] for k in ("acc", "nmi")},
+           "train_sizes": np.bincount(labels, minlength=10).tolist(), "history": history}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--raw", type=Path, required=True)
+    ap.add_argument("--work", type=Path, required=True, help="scratch folder (AE reused)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--ae-epochs", type=int, default=500)
+    ap.add_argument("--ae", default="vaemix", choices=["vaemix", "aspc"])
+    ap.add_argument("--phase", nargs="+", default=["aspc"], choices=["aspc", "dec"])
+    ap.add_argument("--start", nargs="+", default=["kmeans"], choices=["kmeans", "n2d"])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--name", default="aspc_da")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    out = ROOT / "reports" / "benchmarks" / f"{args.name}.json"
+    params = bench_params(args.raw, args.seed, args.ae_epochs)
+    args.work.mkdir(parents=True, exist_ok=True)
+    os.chdir(args.work)
+    prepare_dataset("mnist", params, Path("data/prepared/mnist"))
+    data = load_prepared("mnist")
+    torch.manual_seed(args.seed)
+    name = f"ae_aug{args.ae_epochs}_s{args.seed}"
+    if args.ae == "aspc":
+        ae, seconds = aspc_ae(params, data, f"aspc_{name}", args.ae_epochs, args.seed)
+        with torch.no_grad():
+            lat = {"z_train": batched(ae.encode, torch.as_tensor(data.x_train)).numpy(),
+                   "z_test": batched(ae.encode, torch.as_tensor(data.x_test)).numpy(),
+                   "y_train": data.y_train, "y_test": data.y_test}
+    else:
+        ae, seconds = pretrained_ae(params, data, name)
+        lat = load_latents(ARTIFACTS / "mnist" / name / "latents.npz")
+    result = {"args": {k: str(v) for k, v in vars(args).items()}, "ae_seconds": seconds,
+              "cpu": os.uname().machine, "rows": []}
+    n2d = fit_baseline("umap_gmm", lat["z_train"], 10, params["baseline"]["umap_gmm"],
+                       args.seed)
+    result["n2d"] = {**transductive_metrics(lat["y_train"], n2d.train_labels(lat["z_train"])),
+                     "acc": clustering_metrics(lat["y_test"], n2d.predict(lat["z_test"]))["acc"]}
+    print(json.dumps(result["n2d"]), flush=True)
+    starts = {"n2d": n2d.train_labels(lat["z_train"]),
+              "kmeans": KMeans(10, n_init=20, random_state=args.seed).fit_predict(lat["z_train"])}
+    for phase in args.phase:
+        for kind in args.start:
+            result["rows"].append(one_start(kind, starts[kind], ae, data, args.seed, phase))
+        row = {k: v for k, v in result["rows"][-1].items() if k != "history"}
+        print(json.dumps(row), flush=True)
+        out.write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
