@@ -17,7 +17,8 @@ augmentation; ``--ae aspc`` the same network as ASPC-DA's code does: squared err
 linear output, SGD(lr 1, momentum 0.9), zero biases. The test score is the nearest centre
 of each held-out image's code. ``--start n2d`` replaces k-means by the
 N2D partition (UMAP + GMM on the same codes, vaemix's start), the centres the means of its
-clusters.
+clusters. ``--then vade gmvae`` trains those mixture models of vaemix's protocol (warm-up and
+anchor as params.yaml sets them) from each phase's end partition in place of the N2D one.
 
     OMP_NUM_THREADS=2 python bench/aspc_da.py --raw /tmp/raw --work /tmp/aspc --seed 0 \
         --ae-epochs 500 --start kmeans n2d --name aspc_da_s0
@@ -54,12 +55,15 @@ ROOT = Path(__file__).resolve().parents[1]
 SHIFT, ROTATE = 0.1, 10.0
 
 
-def bench_params(raw: Path, seed: int, ae_epochs: int) -> dict:
+def bench_params(raw: Path, seed: int, ae_epochs: int, epoch_scale: float = 1.0) -> dict:
+    """params.yaml for MNIST at ``seed``: the augmented ``ae`` at ``ae_epochs`` whatever
+    ``epoch_scale`` (which scales the ``--then`` models' budgets)."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["budget"]["epoch_scale"] = epoch_scale
     params["latent_sweep"]["latent_dims"] = []
     params["seed"], params["seeds"] = seed, [seed]
     params["data"]["mnist"].update(root=str(raw.resolve()), download=False)
-    params["pretrain"]["ae"].update(epochs=ae_epochs, augment_shift=SHIFT,
+    params["pretrain"]["ae"].update(epochs=round(ae_epochs / epoch_scale), augment_shift=SHIFT,
                                     augment_rotate=ROTATE, eval_every=50)
     return validate(params)
 
@@ -209,8 +213,30 @@ def one_start(kind: str, labels: np.ndarray, ae0: AutoEncoder, data, seed: int,
            "seconds": time.perf_counter() - t,
            **transductive_metrics(data.y_train, labels),
            **{k: clustering_metrics(data.y_test, test_pred)[k] for k in ("acc", "nmi")},
-           "train_sizes": np.bincount(labels, minlength=10).tolist(), "history": history}
+           "train_sizes": np.bincount(labels, minlength=10).tolist(), "history": history,
+           "labels": labels}
     return out
+
+
+def as_checkpoint(ae: AutoEncoder, path: Path) -> Path:
+    """``ae`` saved as the pipeline's ``ae`` checkpoint (what a mixture model copies)."""
+    torch.save({"method": "ae", "state_dict": ae.state_dict()}, path)
+    return path
+
+
+def then_train(method: str, labels: np.ndarray, checkpoint: Path, data, params: dict) -> dict:
+    """``method`` of vaemix's protocol (warm-up and anchor) started from ``labels`` in place
+    of the N2D partition, on the autoencoder ``checkpoint``."""
+    start = Path(f"start_{method}.npz")
+    np.savez(start, pred_train=labels)
+    init = {"ae_checkpoint": checkpoint,
+            "start": {"umap": params["baseline"]["umap_gmm"], "file": start}}
+    params = copy.deepcopy(params)   # the file as the start, not a cut against spectral
+    params["train"][method]["init_clusters"] = "umap"
+    m = train_and_export(method, "mnist", data, params, "train", init=init,
+                         name=f"{method}_from_phase")
+    keys = ("start_acc", "acc", "train_acc", "n_clusters_used", "train_seconds", "collapsed")
+    return {k: m.get(k) for k in keys}
 
 
 def main() -> None:
@@ -222,12 +248,16 @@ def main() -> None:
     ap.add_argument("--ae", default="vaemix", choices=["vaemix", "aspc"])
     ap.add_argument("--phase", nargs="+", default=["aspc"], choices=["aspc", "dec"])
     ap.add_argument("--start", nargs="+", default=["kmeans"], choices=["kmeans", "n2d"])
+    ap.add_argument("--then", nargs="*", default=[], metavar="METHOD",
+                    help="mixture models of vaemix's protocol started from each phase's end")
+    ap.add_argument("--epoch-scale", type=float, default=1.0,
+                    help="budget.epoch_scale of the --then models (0.2: the quick profile's)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--name", default="aspc_da")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     out = ROOT / "reports" / "benchmarks" / f"{args.name}.json"
-    params = bench_params(args.raw, args.seed, args.ae_epochs)
+    params = bench_params(args.raw, args.seed, args.ae_epochs, args.epoch_scale)
     args.work.mkdir(parents=True, exist_ok=True)
     os.chdir(args.work)
     prepare_dataset("mnist", params, Path("data/prepared/mnist"))
@@ -244,7 +274,7 @@ def main() -> None:
         ae, seconds = pretrained_ae(params, data, name)
         lat = load_latents(ARTIFACTS / "mnist" / name / "latents.npz")
     result = {"args": {k: str(v) for k, v in vars(args).items()}, "ae_seconds": seconds,
-              "cpu": os.uname().machine, "rows": []}
+              "cpu": os.uname().machine, "rows": [], "then": []}
     n2d = fit_baseline("umap_gmm", lat["z_train"], 10, params["baseline"]["umap_gmm"],
                        args.seed)
     result["n2d"] = {**transductive_metrics(lat["y_train"], n2d.train_labels(lat["z_train"])),
@@ -252,12 +282,22 @@ def main() -> None:
     print(json.dumps(result["n2d"]), flush=True)
     starts = {"n2d": n2d.train_labels(lat["z_train"]),
               "kmeans": KMeans(10, n_init=20, random_state=args.seed).fit_predict(lat["z_train"])}
+    ends = {}
     for phase in args.phase:
         for kind in args.start:
-            result["rows"].append(one_start(kind, starts[kind], ae, data, args.seed, phase))
-        row = {k: v for k, v in result["rows"][-1].items() if k != "history"}
-        print(json.dumps(row), flush=True)
-        out.write_text(json.dumps(result, indent=1))
+            row = one_start(kind, starts[kind], ae, data, args.seed, phase)
+            ends[(phase, kind)] = row.pop("labels")
+            result["rows"].append(row)
+            print(json.dumps({k: v for k, v in row.items() if k != "history"}), flush=True)
+            out.write_text(json.dumps(result, indent=1))
+    checkpoint = (ARTIFACTS / "mnist" / name / "model.pt" if args.ae == "vaemix"
+                  else as_checkpoint(ae, Path(f"aspc_{name}_ckpt.pt")))
+    for (phase, kind), labels in ends.items():
+        for method in args.then:
+            result["then"].append({"phase": phase, "start": kind, "method": method,
+                                   **then_train(method, labels, checkpoint, data, params)})
+            print(json.dumps(result["then"][-1]), flush=True)
+            out.write_text(json.dumps(result, indent=1))
 
 
 if __name__ == "__main__":
