@@ -224,7 +224,8 @@ def as_checkpoint(ae: AutoEncoder, path: Path) -> Path:
     return path
 
 
-def then_train(method: str, labels: np.ndarray, checkpoint: Path, data, params: dict) -> dict:
+def then_train(method: str, labels: np.ndarray, checkpoint: Path, data, params: dict,
+               augment: bool = False) -> dict:
     """``method`` of vaemix's protocol (warm-up and anchor) started from ``labels`` in place
     of the N2D partition, on the autoencoder ``checkpoint``."""
     start = Path(f"start_{method}.npz")
@@ -233,6 +234,8 @@ def then_train(method: str, labels: np.ndarray, checkpoint: Path, data, params: 
             "start": {"umap": params["baseline"]["umap_gmm"], "file": start}}
     params = copy.deepcopy(params)   # the file as the start, not a cut against spectral
     params["train"][method]["init_clusters"] = "umap"
+    if augment:   # the warm-up and the anchor on moved copies (vaemix.augment)
+        params["train"][method].update(augment_shift=SHIFT, augment_rotate=ROTATE)
     m = train_and_export(method, "mnist", data, params, "train", init=init,
                          name=f"{method}_from_phase")
     keys = ("start_acc", "acc", "train_acc", "n_clusters_used", "train_seconds", "collapsed")
@@ -250,6 +253,8 @@ def main() -> None:
     ap.add_argument("--start", nargs="+", default=["kmeans"], choices=["kmeans", "n2d"])
     ap.add_argument("--then", nargs="*", default=[], metavar="METHOD",
                     help="mixture models of vaemix's protocol started from each phase's end")
+    ap.add_argument("--then-augment", action="store_true",
+                    help="the --then models' warm-up and anchor see moved copies")
     ap.add_argument("--epoch-scale", type=float, default=1.0,
                     help="budget.epoch_scale of the --then models (0.2: the quick profile's)")
     ap.add_argument("--threads", type=int, default=2)
@@ -295,7 +300,8 @@ def main() -> None:
     for (phase, kind), labels in ends.items():
         for method in args.then:
             result["then"].append({"phase": phase, "start": kind, "method": method,
-                                   **then_train(method, labels, checkpoint, data, params)})
+                                   **then_train(method, labels, checkpoint, data, params,
+                                               args.then_augment)})
             print(json.dumps(result["then"][-1]), flush=True)
             out.write_text(json.dumps(result, indent=1))
 
