@@ -110,6 +110,12 @@ def sample_per_component(
                           logvars.unsqueeze(1).expand(k, n, d), generator=generator)
 
 
+def squared_error_per_value(x: Tensor, out: Tensor) -> Tensor:
+    """The mean over input values of (out - x)^2, per example [N] (Keras' ``mse``, the
+    reconstruction loss of IDEC and of DEC-DA's pretraining)."""
+    return (out.reshape(len(x), -1) - x.reshape(len(x), -1)).pow(2).mean(1)
+
+
 def kl_categorical(log_q: Tensor, log_p: Tensor) -> Tensor:
     """KL( q || p ) for categoricals given as normalised log-probabilities, over the last dim."""
     return (log_q.exp() * (log_q - log_p)).sum(-1)

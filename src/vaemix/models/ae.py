@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from vaemix.augment import Augment
-from vaemix.distributions import kl_normal_std, reparameterize
+from vaemix.distributions import kl_normal_std, reparameterize, squared_error_per_value
 from vaemix.models.base import Model, ModelSpec
 from vaemix.networks import GaussianHead, Likelihood, build_decoder, build_trunk
 from vaemix.schema import Key, Number, OneOf
@@ -66,20 +66,15 @@ class AutoEncoder(Model):
             x_in = x_in * (torch.rand_like(x_in) >= self.input_dropout)
         out = self.decoder(self.encode(x_in))
         if self.squared_error:
-            mse = self._mse(x, out).mean()
+            mse = squared_error_per_value(x, out).mean()
             return {"loss": mse, "recon_mse": mse}
         recon_ll = self.likelihood.log_prob(x, out).mean()
         return {"loss": -recon_ll, "recon_nll": -recon_ll}
 
-    @staticmethod
-    def _mse(x: Tensor, out: Tensor) -> Tensor:
-        """The mean squared error per input value of each example [N]."""
-        return (out.reshape(len(x), -1) - x.reshape(len(x), -1)).pow(2).mean(1)
-
     def evaluate(self, x: Tensor) -> dict[str, Tensor]:
         out = self.decoder(self.encode(x))
         if self.squared_error:
-            return {"test_recon_mse": self._mse(x, out)}
+            return {"test_recon_mse": squared_error_per_value(x, out)}
         return {"test_recon_ll": self.likelihood.log_prob(x, out)}
 
     def reconstruct(self, x: Tensor) -> Tensor:

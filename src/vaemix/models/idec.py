@@ -26,6 +26,7 @@ from pathlib import Path
 
 from torch import Tensor
 
+from vaemix.distributions import squared_error_per_value
 from vaemix.models.base import ModelSpec
 from vaemix.models.dec import DEC
 from vaemix.models.init import copy_autoencoder
@@ -75,7 +76,7 @@ class IDEC(DEC):
 
     def squared_error(self, x: Tensor) -> Tensor:
         """L_r per example [B]: the mean squared error over the input values."""
-        return (self.reconstruct(x) - x).pow(2).flatten(1).mean(1)
+        return squared_error_per_value(x, self.reconstruct(x))
 
     def loss(self, x: Tensor, idx: Tensor) -> dict[str, Tensor]:
         kl = self.clustering_kl(x, idx).mean()
