@@ -3,8 +3,9 @@ mixture model (VaDE, DMVAE, MoVAE, ...) on a prepared dataset and export its che
 latents, clusters, samples, metrics and curves, under vaemix's protocol (train.<method> of
 params.yaml, the run <method>) or as its paper trains it (the model's cited recipe,
 vaemix.protocols, the run <method>_paper). Methods that start from the pretrained
-autoencoder read artifacts/<dataset>/ae/model.pt; vaemix's start also reads the N2D
-partition artifacts/<dataset>/ae+umap_gmm/pred.npz.
+autoencoder read artifacts/<dataset>/ae/model.pt; vaemix's protocol starts from the stage
+start@<dataset> instead (vaemix.start): on images ae_da's checkpoint and DEC-DA's partition
+artifacts/<dataset>/start/pred.npz, elsewhere ae's and its N2D partition.
 
 Usage: python stages/train.py <dataset> <method> [vaemix|paper|paper_other_start]
 (paper_other_start: the paper's recipe from the other start, pretrained <-> random, the run
@@ -27,6 +28,7 @@ def main(argv: list[str]) -> None:
     from vaemix.models import check_model_sections, model_class
     from vaemix.protocols import PROTOCOLS, other_start, other_start_run
     from vaemix.runs import ARTIFACTS, train_and_export
+    from vaemix.start import start_init
 
     kinds = (*PROTOCOLS, "paper_other_start")
     if len(argv) not in (2, 3) or (len(argv) == 3 and argv[2] not in kinds):
@@ -43,9 +45,8 @@ def main(argv: list[str]) -> None:
     relaunch(params, __file__, argv)  # distributed.nproc_per_node > 1: under torchrun
     init: dict = {"ae_checkpoint": ARTIFACTS / dataset / "ae" / "model.pt"}
     data = load_prepared(dataset)
-    if kind == "vaemix":   # the N2D partition, vaemix's start
-        init["start"] = {"umap": params["baseline"].get("umap_gmm"),
-                         "file": ARTIFACTS / dataset / "ae+umap_gmm" / "pred.npz"}
+    if kind == "vaemix":   # vaemix's start: an autoencoder and a partition (stage start@)
+        init = start_init(params, dataset, data.input_shape)
         train_and_export(method, dataset, data, params, "train", init=init)
     elif kind == "paper":
         train_and_export(method, dataset, data, params, "train", init=init, protocol="paper")

@@ -36,8 +36,8 @@ def run(cmd: list[str], proj: Path) -> subprocess.CompletedProcess:
 def toy_params() -> dict:
     """The tiny profile on the spiral alone, with VaDE and the new method ``toy``."""
     params = tiny_params()
-    params.update(datasets=["spiral"], encoders=["ae"], methods=["vade", "toy"],
-                  paper_starts=[], baselines=["umap_gmm"], baseline_encoders=["ae"])
+    params.update(datasets=["spiral"], encoders=["ae", "ae_da"], methods=["vade", "toy"],
+                  paper_starts=[], baselines=["umap_gmm"], baseline_encoders=["ae", "ae_da"])
     params["moe"].update(gates=[], plain_gates=[], paper_gates=[], paper_plain_gates=[])
     params["latent_sweep"].update(latent_dims=[], runs=[], from_gmvae=[],
                                   baseline_encoders=[])

@@ -16,8 +16,10 @@ def test_cifar100_runs_through_the_stages(tmp_path):
     folder = make_project(tmp_path / "p", ("cifar100",))
     write_cifar100_raw(folder / "data" / "raw", n_train=300, n_test=120, seed=0)
     run_inprocess(folder, "prepare", "cifar100")
-    run_inprocess(folder, "pretrain", "cifar100", "ae")
-    run_inprocess(folder, "baselines", "cifar100", "ae", "umap_gmm")
+    for enc in ("ae", "ae_da"):   # ae_da and DEC-DA's start@ are the models' start on images
+        run_inprocess(folder, "pretrain", "cifar100", enc)
+        run_inprocess(folder, "baselines", "cifar100", enc, "umap_gmm")
+    run_inprocess(folder, "start", "cifar100")
     run_inprocess(folder, "train", "cifar100", "vade")
     run_inprocess(folder, "moe", "cifar100", "deepmoe", "0")
     metrics = folder / "reports" / "metrics" / "cifar100"

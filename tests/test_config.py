@@ -73,7 +73,7 @@ _DELETE = object()
          "'latent_sweep.baseline_encoders' has 'ae', which is neither in "
          "'latent_sweep.encoders' nor"),
         ("latent_sweep.encoders", ["vade"],
-         "'latent_sweep.encoders' has unknown entry 'vade' (known: ae, vae)"),
+         "'latent_sweep.encoders' has unknown entry 'vade' (known: ae, ae_da, vae)"),
         ("latent_sweep.encoders", _DELETE, "missing key 'latent_sweep.encoders'"),
         ("latent_sweep.runs", ["gmvae_dpgmm_hard"],
          "'latent_sweep.from_gmvae' needs 'gmvae' in 'latent_sweep.runs'"),
@@ -133,9 +133,28 @@ def test_per_dataset_override_is_checked_and_applied(params):
 
 
 def test_baseline_encoder_must_be_pretrained(params):
-    p = _set(params, "encoders", ["ae"])
+    p = _set(params, "encoders", ["ae", "ae_da"])
     with pytest.raises(ParamError, match="'baseline_encoders' has 'vae'"):
         validate(p)
+
+
+def test_the_start_needs_ae_da_and_a_known_kind(params):
+    """start@ (vaemix.start) reads ae_da and its N2D partition whenever models train."""
+    p = _set(params, "encoders", ["ae", "vae"])
+    p["baseline_encoders"] = ["ae", "vae"]
+    with pytest.raises(ParamError, match="'encoders' must include 'ae' and 'ae_da'"):
+        validate(p)
+    p = _set(params, "baseline_encoders", ["ae", "vae"])
+    with pytest.raises(ParamError, match="'baseline_encoders' must include 'ae_da'"):
+        validate(p)
+    with pytest.raises(ParamError, match="'start.images'"):
+        validate(_set(params, "start.images", "kmeans"))
+    with pytest.raises(ParamError, match="'start.dec.lr' must be a positive"):
+        validate(_set(params, "start.dec.lr", -1))
+    from vaemix.models import check_options, method_settings  # what stages/start.py checks
+    p = _set(params, "start.dec.lrr", 0.1)
+    with pytest.raises(ParamError, match="'start.dec.lrr': unknown key; did you mean 'lr'"):
+        check_options("dec", method_settings(validate(p), "start", "dec", None), "start.dec")
 
 
 def test_baseline_encoder_method_must_be_trained(params):

@@ -196,7 +196,7 @@ def test_the_registry_finds_methods_by_their_declaration_and_imports_them_by_nam
     names = method_names()
     assert {"vade", "dmvae", "dec", "idec"} <= set(names)
     assert not {"base", "init", "ae"} & set(names)   # shared code, not methods
-    assert list(MODELS)[:2] == ["ae", "vae"] and set(names) <= set(MODELS)
+    assert list(MODELS)[:3] == ["ae", "ae_da", "vae"] and set(names) <= set(MODELS)
     with pytest.raises(KeyError, match="unknown method 'foo'"):
         model_class("foo")
     assert model_class("vade").__name__ == "VaDE" and "vaemix.models.vade" in sys.modules

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from tests.conftest import blobs
 from tests.tiny import STAGES, edit_params, make_project, run_inprocess, run_subprocess
@@ -195,7 +196,9 @@ def test_checkpoint_of_other_params_is_not_resumed(spiral_with_ae, tmp_path):
 # DEC's loss is the KL from a fixed target to Student's t assignments, normalised and with
 # bounded gradients in the codes and the centres: no learning rate makes it overflow. IDEC
 # adds the squared error of a reconstruction, bounded too where it is a sigmoid (MNIST).
-BOUNDED = ("dec", "idec")
+# ae_da on images: DEC-DA's plain SGD on a mean squared error over pixels in [0, 1], whose
+# gradients are small; the tiny profile's four steps at lr 10 need not blow it up.
+BOUNDED = ("dec", "idec", "ae_da")
 
 
 @pytest.mark.parametrize("dataset", ["spiral", "mnist"])
@@ -206,6 +209,10 @@ def test_learning_rate_10_stops_every_method_without_metrics(tmp_path, dataset):
     ae_metrics = (folder / f"reports/metrics/{dataset}/ae.json").read_bytes()
     sections = {**{e: "pretrain" for e in ENCODERS}, **{m: "train" for m in METHODS}}
     edit_params(folder, {f"{sec}.{m}.lr": 10 for m, sec in sections.items()})
+    params = yaml.safe_load((folder / "params.yaml").read_text())   # and where a per-dataset
+    edit_params(folder, {f"{sec}.{m}.per_dataset.{dataset}.lr": 10    # lr overrides it (ae_da)
+                         for m, sec in sections.items()
+                         if "lr" in (params[sec][m].get("per_dataset") or {}).get(dataset, {})})
     for method, section in sections.items():
         stage = "pretrain" if section == "pretrain" else "train"
         if method in BOUNDED:   # it may end, with finite metrics, or stop as the others
@@ -257,7 +264,7 @@ def test_every_model_resumes_bit_identical_in_the_loop(name, tmp_path):
     x = torch.as_tensor(blobs(40, 3, 6, seed=0)[0])
     spec = ModelSpec(input_shape=(6,), latent_dim=2, n_clusters=3, hidden=(16,),
                      likelihood="gaussian",  # the mixture models' random start
-                     options={} if name in ("ae", "vae") else {"init": "none"})
+                     options={} if name in ("ae", "ae_da", "vae") else {"init": "none"})
     config = TrainConfig(epochs=4, batch_size=32, lr=3e-3, seed=5, eval_every=1,
                          lr_decay=0.5, lr_decay_every=1, checkpoint_every=1)
 

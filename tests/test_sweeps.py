@@ -38,9 +38,9 @@ def project(tmp_path_factory) -> Path:
         shutil.copytree(ROOT / folder, proj / folder,
                         ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     params = tiny_params()
-    params.update(datasets=["spiral"], encoders=["ae"], methods=["vade"], paper_starts=[],
+    params.update(datasets=["spiral"], encoders=["ae", "ae_da"], methods=["vade"], paper_starts=[],
                   baselines=["umap_gmm"],  # the start of every model
-                  baseline_encoders=["ae"])
+                  baseline_encoders=["ae", "ae_da"])
     params["moe"].update(gates=[], plain_gates=[])
     params["latent_sweep"]["latent_dims"] = []
     (proj / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

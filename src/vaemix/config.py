@@ -40,7 +40,8 @@ from vaemix.schema import (
 from vaemix.schema import refuse_unknown as schema_refuse_unknown
 
 DATASETS = ("mnist", "spiral", "cifar100", "npz")
-ENCODERS = ("ae", "vae")
+ENCODERS = ("ae", "ae_da", "vae")   # ae_da: DEC-DA's pretraining, vaemix's start on images
+START_KINDS = ("dec_da", "n2d")    # vaemix.start
 # Mixture models trained by train@<dataset>-<method>: every module of vaemix.models that
 # declares a METHOD (vaemix.registry); its train.<method> section of params.yaml is optional
 # (the model class declares a default for every key).
@@ -138,7 +139,7 @@ SCHEMA: dict[str, Section] = {
         "paper_starts": Key(Names(METHODS), []),
         "collapse_fraction": Key(FRACTION, 0.5),
         **{k: _NESTED for k in ("distributed", "budget", "data", "regression", "model",
-                                "pretrain", "train", "baseline", "moe")},
+                                "pretrain", "train", "baseline", "moe", "start")},
         "latent_sweep": Key(Any_(), None),
     },
     "distributed": {"nproc_per_node": Key(Int()),
@@ -161,6 +162,7 @@ SCHEMA: dict[str, Section] = {
                        "net": Key(OneOf(NETS)), "hidden": Key(IntList()),
                        "likelihood": Key(OneOf(LIKELIHOODS))} for ds in DATASETS},
     "pretrain": {enc: Key(Any_(), None) for enc in ENCODERS},
+    "start": {"images": Key(OneOf(START_KINDS)), "dec": Key(Any_())},   # vaemix.start
     "train": {m: Key(Any_(), None) for m in METHODS},
     "baseline": {b: Key(Any_(), None) for b in BASELINES},
     "baseline.kmeans": {"n_init": Key(Int())},
@@ -409,9 +411,14 @@ def validate(params: Params) -> Params:
     _parse(params, "regression")
     for enc in encoders:
         _validate_training(params, "pretrain", enc)
-    if methods and "ae" not in encoders:
-        # every train@ stage may start from the pretrained autoencoder (VaDE's initialisation)
-        raise ParamError("params.yaml: 'encoders' must include 'ae' when 'methods' is not empty")
+    if methods and not {"ae", "ae_da"} <= set(encoders):
+        # every train@ stage may start from a pretrained autoencoder (VaDE's initialisation):
+        # ae, or ae_da on images (the start of vaemix.start)
+        raise ParamError("params.yaml: 'encoders' must include 'ae' and 'ae_da' when "
+                         "'methods' is not empty")
+    if methods:
+        _parse(params, "start")
+        _validate_training(params, "start", "dec")
     moe_runs = (get(params, "moe.gates") or []) + (get(params, "moe.plain_gates") or [])
     if (methods or moe_runs) and ("ae" not in encoders
                                   or "umap_gmm" not in top["baselines"]
@@ -421,6 +428,10 @@ def validate(params: Params) -> Params:
         raise ParamError("params.yaml: 'encoders' and 'baseline_encoders' must include 'ae' "
                          "and 'baselines' 'umap_gmm' when 'methods' or the MoE gates are not "
                          "empty (they start from the ae+umap_gmm clustering)")
+    if methods and "ae_da" not in top["baseline_encoders"]:
+        # start@ (vaemix.start) reads the N2D partition of ae_da's codes on images
+        raise ParamError("params.yaml: 'baseline_encoders' must include 'ae_da' when "
+                         "'methods' is not empty (start@ begins from ae_da+umap_gmm)")
     for method in methods:
         _validate_training(params, "train", method)
     for bl in ("kmeans", "gmm", "dpgmm"):

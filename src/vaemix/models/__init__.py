@@ -21,8 +21,9 @@ from vaemix.errors import ParamError
 from vaemix.models.base import Model, ModelSpec
 from vaemix.registry import method_names
 
-# The autoencoders of the pretrain@ stages live together in vaemix.models.ae.
-ENCODER_CLASSES = {"ae": "AutoEncoder", "vae": "VAE"}
+# The autoencoders of the pretrain@ stages live together in vaemix.models.ae; ae_da is the
+# same autoencoder under DEC-DA's pretraining settings (pretrain.ae_da, vaemix.start).
+ENCODER_CLASSES = {"ae": "AutoEncoder", "ae_da": "AutoEncoder", "vae": "VAE"}
 
 
 def model_class(name: str) -> type[Model]:
@@ -109,7 +110,7 @@ def check_model_sections(params: Mapping[str, Any], only: str | None = None) -> 
         for name in names:
             if only is not None and name != only:
                 continue
-            check_options(name, method_settings(params, section, name, None))
+            check_options(name, method_settings(params, section, name, None), f"{section}.{name}")
             raw = (params.get(section) or {}).get(name) or {}
             for ds, over in (raw.get("per_dataset") or {}).items():
                 where = f"{section}.{name}.per_dataset.{ds}"

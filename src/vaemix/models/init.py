@@ -75,8 +75,9 @@ def load_ae_state(path: str | Path) -> dict[str, Tensor]:
             "first (it is a dependency of every train@ stage)"
         )
     ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    if ckpt.get("method") != "ae":
-        raise DataError(f"{path}: expected an 'ae' checkpoint, found {ckpt.get('method')!r}")
+    if ckpt.get("method") not in ("ae", "ae_da"):
+        raise DataError(f"{path}: expected an 'ae' or 'ae_da' checkpoint, found "
+                        f"{ckpt.get('method')!r}")
     return ckpt["state_dict"]
 
 

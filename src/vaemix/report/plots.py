@@ -394,8 +394,8 @@ def plot_samples_per_cluster(
 
 # --- summary bars ---------------------------------------------------------------------
 
-_KIND_COLORS = {"encoder": "tab:gray", "baseline": "tab:blue", "mixture": "tab:orange",
-                "moe": "tab:green"}
+_KIND_COLORS = {"encoder": "tab:gray", "baseline": "tab:blue", "start": "tab:olive",
+                "mixture": "tab:orange", "moe": "tab:green"}
 _COLLAPSED = "0.82"  # the fill of a collapsed run's bar (hatched, labelled, never a result)
 
 

@@ -72,7 +72,7 @@ PUBLISHED_TEXT = ("published_on", "published_source")
 COLUMNS = ("dataset", "method", "kind", "collapsed", "learns_k", *CONTRACT_KEYS, *START_KEYS,
            *COLLAPSE_KEYS, "n_seeds", *(f"{k}_std" for k in STD_KEYS), *PUBLISHED_KEYS,
            *PUBLISHED_TEXT)
-KINDS = ("encoder", "baseline", "mixture", "moe")
+KINDS = ("encoder", "baseline", "start", "mixture", "moe")
 # Scores of a run's quality: struck out, never shown as a result, when the run collapsed.
 RESULT_KEYS = ("acc", "nmi", "ari", "train_acc", "train_nmi", "train_ari", "completeness",
                "test_recon_ll", "elbo", "test_mse")
@@ -114,13 +114,16 @@ def sweep_methods(params: Params, dataset: str) -> list[str]:
 def expected_runs(params: Params) -> list[tuple[str, str]]:
     """(dataset, method) pairs the params ask for, in a fixed order.
 
-    Per dataset: the encoders, the mixture models under vaemix's protocol and then under
-    their papers' (``<method>_paper``, vaemix.protocols), ``<encoder>+<baseline>`` for every
+    Per dataset: the encoders, the start (vaemix.start), the mixture models under vaemix's
+    protocol and then under their papers' (``<method>_paper``, vaemix.protocols),
+    ``<encoder>+<baseline>`` for every
     baseline encoder and baseline, the MoE runs, then the latent-dimension sweep.
     """
     runs: list[tuple[str, str]] = []
     for ds in params["datasets"]:
-        methods = [*params["encoders"], *params["methods"],
+        # start: the partition the mixture models start from (vaemix.start)
+        methods = [*params["encoders"], *(["start"] if params["methods"] else []),
+                   *params["methods"],
                    *(paper_run(m) for m in params["methods"]),
                    *(other_start_run(m) for m in params.get("paper_starts") or [])]
         methods += [run_name(enc, baseline=bl) for enc in params["baseline_encoders"]
@@ -132,8 +135,10 @@ def expected_runs(params: Params) -> list[tuple[str, str]]:
 
 
 def method_kind(method: str, params: Params) -> str:
-    """``encoder``, ``baseline``, ``moe`` or ``mixture`` (sweep runs ``<run>_z<d>`` by
-    their run)."""
+    """``encoder``, ``baseline``, ``start`` (vaemix.start), ``moe`` or ``mixture`` (sweep
+    runs ``<run>_z<d>`` by their run)."""
+    if method == "start":
+        return "start"
     run = RunId.parse(method)
     if run.is_moe:
         return "moe"

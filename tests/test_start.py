@@ -1,0 +1,112 @@
+"""vaemix's start (stage start@, vaemix.start): DEC-DA's clustering phase on the augmented
+autoencoder ae_da on images, the N2D partition of ae elsewhere, and the train stages reading
+whichever it published."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.tiny import inside, make_project, run_inprocess
+from vaemix.augment import Augment
+from vaemix.start import start_encoder, start_init, uses_dec_da
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.mark.parametrize(("kind", "shape", "expected"), [
+    ("dec_da", (1, 28, 28), "ae_da"),   # MNIST
+    ("dec_da", (3, 32, 32), "ae_da"),   # CIFAR-100
+    ("dec_da", (8, 8), "ae_da"),        # an npz of N x H x W
+    ("dec_da", (2,), "ae"),             # spiral, a flat npz: today's N2D start
+    ("n2d", (1, 28, 28), "ae"),         # DEC-DA switched off
+])
+def test_the_start_is_dec_da_on_images_only(kind, shape, expected):
+    params = {"start": {"images": kind}, "baseline": {"umap_gmm": {"n_neighbors": 5}}}
+    assert uses_dec_da(params, shape) == (expected == "ae_da")
+    assert start_encoder(params, shape) == expected
+    init = start_init(params, "mnist", shape)
+    assert init["ae_checkpoint"] == Path("artifacts/mnist") / expected / "model.pt"
+    assert init["start"]["file"] == Path("artifacts/mnist/start/pred.npz")
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """The tiny profile on fake MNIST and the spiral, up to the start stage."""
+    folder = make_project(tmp_path_factory.mktemp("start"), ("mnist", "spiral"))
+    for ds in ("mnist", "spiral"):
+        run_inprocess(folder, "prepare", ds)
+        for enc in ("ae", "ae_da"):
+            run_inprocess(folder, "pretrain", ds, enc)
+            run_inprocess(folder, "baselines", ds, enc, "umap_gmm")
+    return folder
+
+
+def _moved(monkeypatch) -> list[tuple[float, float]]:
+    """Record (shift, rotate) of every image batch an active Augment moves."""
+    calls: list[tuple[float, float]] = []
+    original = Augment.__call__
+
+    def spy(self, x, generator=None):
+        if self.active and x.dim() >= 3:
+            calls.append((self.shift, self.rotate))
+        return original(self, x, generator)
+
+    monkeypatch.setattr(Augment, "__call__", spy)
+    return calls
+
+
+def test_dec_da_starts_from_ae_da_n2d_partition_on_moved_copies(project, monkeypatch):
+    calls = _moved(monkeypatch)
+    run_inprocess(project, "start", "mnist")
+    assert calls and set(calls) == {(0.1, 10.0)}   # start.dec's DEC-DA augmentation
+    with np.load(project / "artifacts/mnist/start/pred.npz") as f:
+        labels, y = f["pred_train"], f["y_train"]
+    with np.load(project / "artifacts/mnist/ae_da+umap_gmm/pred.npz") as f:
+        n2d = f["pred_train"]
+    assert labels.shape == n2d.shape == y.shape and labels.max() < 10
+    assert (project / "artifacts/mnist/start/model.pt").is_file()   # DEC's trained encoder
+    assert (project / "reports/metrics/mnist/start.json").is_file()
+
+
+def test_spiral_start_is_ae_n2d_partition_unchanged(project, monkeypatch):
+    calls = _moved(monkeypatch)
+    run_inprocess(project, "start", "spiral")
+    assert not calls   # no DEC-DA, nothing moved
+    start = project / "artifacts/spiral/start/pred.npz"
+    n2d = project / "artifacts/spiral/ae+umap_gmm/pred.npz"
+    with np.load(start) as a, np.load(n2d) as b:
+        assert a.files == b.files and all(np.array_equal(a[k], b[k]) for k in a.files)
+
+
+def test_train_starts_from_the_published_start(project):
+    """A model of vaemix's protocol starts from the start's partition: VaDE's warm-up
+    targets (kept as ``start_labels``, models/init.py self_train) are the published start."""
+    import torch
+
+    from vaemix.config import load_params
+    from vaemix.data import load_prepared
+    from vaemix.models import build_model, method_settings, spec_from_params
+    from vaemix.models.init import read_start_labels
+
+    run_inprocess(project, "start", "mnist")
+    with inside(project):
+        params = load_params()
+        data = load_prepared("mnist")
+        init = start_init(params, "mnist", data.input_shape)
+        settings = {**method_settings(params, "train", "vade", "mnist"),
+                    "init_clusters": "umap", "self_train_epochs": 1}
+        spec = spec_from_params(params, "mnist", data.input_shape, **settings)
+        model = build_model("vade", spec)
+        # a partition no clustering of the codes would give: the model must take it as is
+        labels = np.random.default_rng(0).integers(0, 10, len(data.x_train))
+        with np.load(init["start"]["file"]) as f:
+            arrays = dict(f)
+        np.savez(init["start"]["file"], **{**arrays, "pred_train": labels})
+        assert np.array_equal(read_start_labels(init["start"]["file"], len(labels), 10, ""),
+                              labels)
+        model.initialise(torch.as_tensor(data.x_train), seed=0, **init)
+    assert init["ae_checkpoint"] == Path("artifacts/mnist/ae_da/model.pt")
+    assert np.array_equal(np.asarray(model.start_labels), labels)
