@@ -10,8 +10,9 @@ shows. A stage that uses the registry and runs one method, ``${item.method}`` in
 ``cmd`` (train@, train_paper@, train_paper_start@), depends on that method's module
 (``src/vaemix/models/${item.method}.py``) and on what the method modules import: the shared
 model code, and the method modules that other methods build on (the GMVAE family, DEC for
-IDEC). A stage that runs an encoder (``${item.encoder}``) depends on vaemix.models.ae; any
-other stage that uses the registry depends on every method module.
+IDEC). A stage that runs an encoder (``${item.encoder}``) depends on vaemix.models.ae, one
+whose script names the methods it builds (``BUILDS = ("dec",)``, start@) on those; any other
+stage that uses the registry depends on every method module.
 
 Run after changing what a stage imports; ``--check`` only says whether dvc.yaml is up to
 date (tests/test_code_deps.py does too).
@@ -39,6 +40,8 @@ METHOD_DEP = f"src/vaemix/models/{METHOD_ITEM}.py"
 REGISTRY = SRC / "vaemix" / "models" / "__init__.py"
 _STAGE = re.compile(r"^  ([A-Za-z_][\w-]*):")
 _CODE_DEP = re.compile(r"^(\s+)- src/vaemix(/\S*)?\s*$")
+# a stage script that builds only some methods by name says which: BUILDS = ("dec",)
+_BUILDS = re.compile(r"^BUILDS\s*=\s*\(([^)]*)\)", re.MULTILINE)
 
 
 def _module_closures() -> dict[str, set[Path]]:
@@ -50,12 +53,15 @@ def stage_files(cmd: str) -> tuple[set[Path], bool]:
     """The package files the stage with command ``cmd`` may run, and whether it runs one
     method by name (``${item.method}``: its module is the templated METHOD_DEP, not in the
     set)."""
-    files = import_closure(ROOT / SCRIPT_RE.search(cmd).group(1))
+    script = ROOT / SCRIPT_RE.search(cmd).group(1)
+    files = import_closure(script)
     if REGISTRY not in files:
         return files, False
     closures = _module_closures()
     if "${item.encoder}" in cmd:   # pretrain@: the autoencoders alone
         return files | closures["ae"], False
+    if named := _BUILDS.search(script.read_text(encoding="utf-8")):   # start@: DEC alone
+        return files.union(*(closures[m] for m in re.findall(r"\w+", named.group(1)))), False
     if METHOD_ITEM not in cmd:
         return files.union(*closures.values()), False
     own = {method_file(m) for m in method_names()}

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from vaemix.cli import run_stage
 
+BUILDS = ("dec",)   # the one method this stage builds by name (scripts/code_deps.py)
+
 
 def main(argv: list[str]) -> None:
     from vaemix.config import load_params, require_listed

@@ -50,11 +50,11 @@ def test_expected_runs():
     ]
     params = small_params() | {"methods": ["vade"], "baseline_encoders": ["ae", "vade"],
                                "baselines": ["dpgmm"], "datasets": ["mnist"]}
-    assert expected_runs(params) == [("mnist", "ae"), ("mnist", "vae"), ("mnist", "vade"),
-                                     ("mnist", "vade_paper"),
+    assert expected_runs(params) == [("mnist", "ae"), ("mnist", "vae"), ("mnist", "start"),
+                                     ("mnist", "vade"), ("mnist", "vade_paper"),
                                      ("mnist", "ae+dpgmm"), ("mnist", "vade+dpgmm")]
     assert [method_kind(m, params) for _, m in expected_runs(params)] == [
-        "encoder", "encoder", "mixture", "mixture", "baseline", "baseline"]
+        "encoder", "encoder", "start", "mixture", "mixture", "baseline", "baseline"]
     assert method_kind("moe_deepmoe_z2", params) == "moe"
 
 
