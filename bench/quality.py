@@ -1,8 +1,8 @@
 """Clustering quality of the methods on the MNIST dev split and spiral, over seeds.
 
-Runs the same library calls as the DVC stages (prepare -> pretrain ae -> baselines ->
-train), each seed in its own scratch directory, and writes a table of mean ± std of ACC,
-NMI, ARI, test_recon_ll and minutes per (dataset, method) to
+Runs the same library calls as the DVC stages (prepare -> pretrain ae and ae_da ->
+baselines -> start -> train), each seed in its own scratch directory, and writes a table of
+mean ± std of ACC, NMI, ARI, test_recon_ll and minutes per (dataset, method) to
 ``reports/benchmarks/quality.md`` (and the raw numbers to ``quality.json``).
 
     python bench/quality.py --raw data/raw --seeds 0 1 2 --epoch-scale 1.0
@@ -31,14 +31,14 @@ from pathlib import Path
 import torch
 import yaml
 
-from vaemix.baselines import evaluate_baseline, fit_baseline, load_latents
+from vaemix.baselines import evaluate_baseline, load_latents, run_baseline
 from vaemix.config import validate
 from vaemix.data import load_prepared, prepare_dataset
-from vaemix.io import save_npz, write_json, write_text
-from vaemix.metrics import clustering_metrics, transductive_metrics
+from vaemix.io import write_json, write_text
 from vaemix.models import model_class
 from vaemix.protocols import Cited, split_run
 from vaemix.runs import ARTIFACTS, train_and_export
+from vaemix.start import make_start, start_init
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = ("start_acc", "acc", "nmi", "train_acc", "train_nmi", "ari", "test_recon_ll",
@@ -65,45 +65,24 @@ def run_seed(
             for ds in datasets:
                 prepare_dataset(ds, params, Path("data/prepared") / ds)
                 data = load_prepared(ds)
-                start = time.perf_counter()
-                m = train_and_export("ae", ds, data, params, "pretrain")
-                ae_minutes = (time.perf_counter() - start) / 60
-                rows.append({"dataset": ds, "method": "ae", "seed": seed, "minutes": ae_minutes,
-                             "test_recon_ll": m.get("test_recon_ll")})
-                latents = load_latents(ARTIFACTS / ds / "ae" / "latents.npz")
-                k = params["model"][ds]["n_clusters"]
-                for bl in ("kmeans", "gmm", "umap_gmm"):
-                    fit = fit_baseline(bl, latents["z_train"], k, params["baseline"][bl], seed)
-                    bm = clustering_metrics(latents["y_test"], fit.predict(latents["z_test"]))
-                    tm = transductive_metrics(latents["y_train"],
-                                              fit.train_labels(latents["z_train"]))
-                    rows.append({"dataset": ds, "method": f"ae+{bl}", "seed": seed,
-                                 "minutes": ae_minutes + fit.fit_seconds / 60,
-                                 **{key: bm[key] for key in ("acc", "nmi", "ari")}, **tm,
-                                 "n_clusters_used": bm["n_clusters_used"]})
+                # the paper protocol starts from ae alone; vaemix's from start@ (vaemix.start)
+                for enc in ("ae",) if protocol == "paper" else ("ae", "ae_da"):
+                    rows += pretrain_rows(params, ds, data, enc, seed)
+                init = {"ae_checkpoint": ARTIFACTS / ds / "ae" / "model.pt"}
+                if protocol != "paper":
+                    start = time.perf_counter()
+                    m = make_start(params, ds, data)
+                    rows.append(row(ds, "start", seed, m, (time.perf_counter() - start) / 60))
                     print(json.dumps(rows[-1]), flush=True)
-                # the start of the mixture models: ae+umap_gmm's training clusters, as the
-                # pipeline's baselines@<dataset>-ae-umap_gmm stage publishes them
-                start_file = ARTIFACTS / ds / "ae+umap_gmm" / "pred.npz"
-                start_file.parent.mkdir(parents=True, exist_ok=True)
-                save_npz(start_file, pred_train=fit.train_labels(latents["z_train"]))
+                    init = start_init(params, ds, data.input_shape)
+                k = params["model"][ds]["n_clusters"]
                 for method in methods:
                     start = time.perf_counter()
-                    init = {"ae_checkpoint": ARTIFACTS / ds / "ae" / "model.pt",
-                            "start": {"umap": params["baseline"].get("umap_gmm"),
-                                      "file": start_file}}
-                    if protocol == "paper":   # the paper's own start: no N2D partition
-                        init.pop("start")
                     m = train_and_export(method, ds, data, params, "train", init=init,
                                          protocol=protocol)
-                    minutes = (time.perf_counter() - start) / 60
                     name = method + ("_paper" if protocol == "paper" else "")
-                    rows.append({"dataset": ds, "method": name, "seed": seed,
-                                 "minutes": minutes, **{key: m.get(key) for key in
-                                 ("start_acc", "acc", "nmi", "ari", "train_acc", "train_nmi",
-                                  "train_n_clusters_used", "test_recon_ll",
-                                  "n_clusters_used", "seconds_per_epoch",
-                                  "n_components_effective", "collapsed")}})
+                    minutes = (time.perf_counter() - start) / 60
+                    rows.append(row(ds, name, seed, m, minutes))
                     print(json.dumps(rows[-1]), flush=True)
                     if method in BASELINE_ENCODERS:
                         latents = load_latents(ARTIFACTS / ds / name / "latents.npz")
@@ -117,6 +96,31 @@ def run_seed(
                                             ("acc", "nmi", "ari", "n_components_effective")}})
         finally:
             os.chdir(cwd)
+    return rows
+
+
+def row(ds: str, name: str, seed: int, m: dict, minutes: float) -> dict:
+    """One table row of a run's (one seed's) metrics."""
+    return {"dataset": ds, "method": name, "seed": seed, "minutes": minutes,
+            **{key: m.get(key) for key in (
+                "start_acc", "acc", "nmi", "ari", "train_acc", "train_nmi",
+                "train_n_clusters_used", "test_recon_ll", "test_recon_mse", "n_clusters_used",
+                "seconds_per_epoch", "n_components_effective", "collapsed")}}
+
+
+def pretrain_rows(params: dict, ds: str, data, enc: str, seed: int) -> list[dict]:
+    """Pretrain the encoder ``enc`` and fit K-means, GMM and N2D on its codes, as the
+    pretrain@ and baselines@ stages do; their rows."""
+    start = time.perf_counter()
+    m = train_and_export(enc, ds, data, params, "pretrain")
+    minutes = (time.perf_counter() - start) / 60
+    rows = [row(ds, enc, seed, m, minutes)]
+    for bl in ("kmeans", "gmm", "umap_gmm"):
+        start = time.perf_counter()
+        bm = run_baseline(params, ds, enc, bl)
+        rows.append(row(ds, f"{enc}+{bl}", seed, bm,
+                        minutes + (time.perf_counter() - start) / 60))
+        print(json.dumps(rows[-1]), flush=True)
     return rows
 
 
