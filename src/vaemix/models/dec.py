@@ -17,8 +17,9 @@ Start. The paper's: the pretrained autoencoder's encoder and K-means on its code
 restarts (sec. 3.2; ``init_clusters: kmeans``). vaemix's ``ae`` stage (784-500-500-2000-10
 on MNIST, the architecture of sec. 4.3, trained end to end with Adam) stands in for their
 greedy layer-wise stacked denoising autoencoder. vaemix's protocol (``train.dec`` in
-params.yaml) starts from the N2D partition instead, warms up on it and keeps it as the
-anchor (vaemix.training.Anchor), as every mixture model there does.
+params.yaml) starts from vaemix's start partition instead (vaemix.start), warms up on it
+and keeps it as the anchor (vaemix.training.Anchor), as every mixture model there does.
+That start is on images this model's own DEC-DA run (``start.dec``) from the N2D partition.
 
 Augmentation (vaemix's protocol only; ``augment_shift`` / ``augment_rotate`` of
 ``train.dec``): DEC-DA's clustering phase (Guo, Zhu, Liu & Yin 2018, sec. 3.2, eq. 6):

@@ -46,16 +46,15 @@ first mixture is found on the AE's latents, see :mod:`vaemix.models.init`),
 ``mu_init_scale`` 1.0 (init none: mu_k ~ N(0, scale^2 I)), ``q_init_epochs`` (init ae:
 epochs fitting q(c|x) to the GMM responsibilities).
 
-The paper's and vaemix's. The model and its objective are Singh et al.'s. Their training
-recipe (:data:`PAPER`, the ``dmvae_paper`` runs) is mostly unwritten: they give the random
-start (sec. 8.1.2: "more robust to initialization" than VaDE, which needs pretraining), the
-epochs (200-300, sec. 8.1.2), the uniform prior (sec. 6.1) and "the other details from the
-Concrete paper" (sec. 6.1), whose temperature schedule we take (Jang et al. 2017, sec. 4.1:
-tau = max(0.5, exp(-r t)), r = 1e-4 a step, 0.5 after about 12 MNIST epochs at batch 100).
-Their code is not public; batch size and optimiser are the VaDE code's they re-implemented
-(sec. 3), and the relaxed prior is ours (above). vaemix's protocol (``train.dmvae``) starts
-from the pretrained autoencoder and the N2D partition, with a warm-up and the anchor, and
-a cold temperature (0.1).
+The paper's and vaemix's. The model and its objective are Singh et al.'s. Their training recipe
+(:data:`PAPER`, the ``dmvae_paper`` runs) is mostly unwritten: they give the random start (sec.
+8.1.2: "more robust to initialization" than VaDE, which needs pretraining), the epochs (200-300,
+sec. 8.1.2), the uniform prior (sec. 6.1) and "the other details from the Concrete paper" (sec.
+6.1), whose temperature schedule we take (Jang et al. 2017, sec. 4.1: tau = max(0.5, exp(-r t)),
+r = 1e-4 a step, 0.5 after about 12 MNIST epochs at batch 100). Their code is not public; batch
+size and optimiser are the VaDE code's they re-implemented (sec. 3), and the relaxed prior is
+ours (above). vaemix's protocol (``train.dmvae``) starts from vaemix's start (vaemix.start: an
+autoencoder and a partition), with a warm-up and the anchor, and a cold temperature (0.1).
 """
 
 from __future__ import annotations

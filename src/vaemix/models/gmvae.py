@@ -36,15 +36,15 @@ q(z|x,y) layers), ``init`` ae | none (see :meth:`GMVAE.initialise`), ``q_init_ep
 ae; GMVAE + DP-GMM always starts from its DP-GMM), ``prior_init_scale`` (init none:
 mu_y ~ N(0, scale^2 I)).
 
-The paper's and vaemix's. The model is Collier & Urdiales's; :data:`PAPER` is their
-training recipe (App. A; the ``gmvae_paper`` runs): random networks, Adam at 1e-3, up to
-200 epochs, heads of 512 and 256 units; the batch size they do not give is Rui Shu's (their
-ref. [1]; RuiShu/vae-clustering, utils.py: 100). Where we differ: we run the 200 epochs
-without their early stopping (patience 10 on a validation split), and on MNIST our network
-is model.mnist's, shared by every model, where theirs is the convolutional one of App. A
-(``net: conv`` in model.mnist gives it to every model). vaemix's protocol (``train.gmvae``)
-starts from the pretrained autoencoder and the N2D partition (``init: ae``, ``q_init_epochs``
-fitting the heads to it), with a warm-up and the anchor.
+The paper's and vaemix's. The model is Collier & Urdiales's; :data:`PAPER` is their training
+recipe (App. A; the ``gmvae_paper`` runs): random networks, Adam at 1e-3, up to 200 epochs,
+heads of 512 and 256 units; the batch size they do not give is Rui Shu's (their ref. [1];
+RuiShu/vae-clustering, utils.py: 100). Where we differ: we run the 200 epochs without their
+early stopping (patience 10 on a validation split), and on MNIST our network is model.mnist's,
+shared by every model, where theirs is the convolutional one of App. A (``net: conv`` in
+model.mnist gives it to every model). vaemix's protocol (``train.gmvae``) starts from vaemix's
+start, an autoencoder and a partition (vaemix.start; ``init: ae``, ``q_init_epochs`` fitting the
+heads to it), with a warm-up and the anchor.
 """
 
 from __future__ import annotations

@@ -39,16 +39,15 @@ details open; our reading, with each choice a param of ``train.gmvae_dpgmm``:
 Nagpal et al. report the alternation as unstable (sec. 5); we implement it as described
 and let the benchmark show how it behaves.
 
-The paper's and vaemix's. :data:`PAPER` is Nagpal et al.'s recipe as far as they give it
-(the ``gmvae_dpgmm_paper`` runs and the latent sweep): random networks, 100 epochs (sec.
-4.4), a new DP-GMM fitted every epoch on the encoder's latent draws (Algorithm 1; sec. 6
-sees no component weight fall to 0), 10 DP components on MNIST (sec. 6: T = K), soft
-Gumbel. Their code is not public; what they leave open (batch size,
-optimiser, temperature, annealing, heads) is the Concrete GMVAE's recipe
-(:mod:`vaemix.models.concrete_gmvae`), and the DP-GMM's priors are scikit-learn's. vaemix's
-protocol (``train.gmvae_dpgmm``) starts the first DP-GMM from the N2D partition of the
-pretrained autoencoder's codes, on T = 3K components and posterior draws, with a warm-up
-and the anchor.
+The paper's and vaemix's. :data:`PAPER` is Nagpal et al.'s recipe as far as they give it (the
+``gmvae_dpgmm_paper`` runs and the latent sweep): random networks, 100 epochs (sec. 4.4), a new
+DP-GMM fitted every epoch on the encoder's latent draws (Algorithm 1; sec. 6 sees no component
+weight fall to 0), 10 DP components on MNIST (sec. 6: T = K), soft Gumbel. Their code is not
+public; what they leave open (batch size, optimiser, temperature, annealing, heads) is the
+Concrete GMVAE's recipe (:mod:`vaemix.models.concrete_gmvae`), and the DP-GMM's priors are
+scikit-learn's. vaemix's protocol (``train.gmvae_dpgmm``) starts the first DP-GMM from vaemix's
+start partition of the pretrained autoencoder's codes (vaemix.start), on T = 3K components and
+posterior draws, with a warm-up and the anchor.
 """
 
 from __future__ import annotations

@@ -12,9 +12,9 @@ decoder output is the mean of the autoencoder's likelihood (a sigmoid for MNIST'
 Bernoulli likelihood, where their autoencoder has a linear output). Their code trains MNIST
 with Adam (lr 0.001) and the other datasets with SGD (lr 0.1, momentum 0.99).
 
-vaemix's protocol (``train.idec`` in params.yaml) starts from the N2D partition, warms up
-on it and keeps it as the anchor, as for every mixture model; the paper's protocol is
-:data:`PAPER` (the runs ``idec_paper``).
+vaemix's protocol (``train.idec`` in params.yaml) starts from vaemix's start partition
+(vaemix.start), warms up on it and keeps it as the anchor, as for every mixture model; the
+paper's protocol is :data:`PAPER` (the runs ``idec_paper``).
 
 Options (``train.idec``): DEC's, and
     gamma   the weight of the clustering loss beside the reconstruction (eq. 7)

@@ -215,13 +215,13 @@ def spectral_consensus_mixture(
 
 
 def read_start_labels(path: str | Path, n_train: int, n_clusters: int, fix: str) -> np.ndarray:
-    """The training points' clusters [N] in ``pred.npz`` of the ``ae+umap_gmm`` baseline
-    (``pred_train``); a missing file or array, another split's partition or a cluster
-    index of K or more raises a one-line DataError naming the file and ending with ``fix``."""
+    """The training points' clusters [N] in the start's ``pred.npz`` (``pred_train``; the
+    stage start@, vaemix.start, or the ``ae+umap_gmm`` baseline); a missing file or array,
+    another split's partition or a cluster index of K or more raises a one-line DataError naming
+    the file and ending with ``fix``."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: the start's partition (the ae+umap_gmm clustering) not "
-                        f"found; {fix}")
+        raise DataError(f"{path}: the start's partition not found; {fix}")
     with np.load(path) as f:
         if "pred_train" not in f.files:
             raise DataError(f"{path}: no 'pred_train' array; {fix}")
@@ -242,14 +242,14 @@ def umap_mixture(z: np.ndarray, n_clusters: int, seed: int,
     the partition itself as ``labels``.
 
     ``start["umap"]`` holds the UMAP + GMM settings (params' baseline.umap_gmm). When
-    ``start["file"]`` names an existing ``pred.npz`` of the ``ae+umap_gmm`` baseline (the
-    same clustering of the same codes, already fitted by its DVC stage), its training
-    points' clusters are read instead of fitted again.
+    ``start["file"]`` names an existing ``pred.npz`` of the start (vaemix.start: DEC-DA's
+    clustering on images, else the ``ae+umap_gmm`` baseline, already fitted by its DVC
+    stage), its training points' clusters are read instead of fitted.
     """
     start = start or {}
     path = start.get("file")
     if path is not None and Path(path).is_file():
-        labels = read_start_labels(path, len(z), n_clusters, "rerun its baselines@ stage")
+        labels = read_start_labels(path, len(z), n_clusters, "rerun its start@ stage")
     else:
         _, labels, _ = fit_umap_gmm(z, n_clusters, seed, start.get("umap"))
     mix = mixture_from_labels(z, labels, n_clusters)

@@ -44,15 +44,15 @@ Options (``train.movae`` in params.yaml):
                     ``init_clusters`` (umap, gmm, spectral, ...; vaemix.models.init), so the
                     manager starts from the label-free clustering the other models start from
 
-The paper's and vaemix's. The model and its loss are Zeldes's; :data:`PAPER` is the
-recipe of his notebook (yoel-zeldes.github.io, content/vae-moe/vae-moe.ipynb, ``params``;
-the ``movae_paper`` runs): random networks, 100 epochs, batch 100, Adam 1e-3, one hidden
-layer of 128 units in every network, and 0.1 times the variance of the batch importance
-(``balance: variance``). Where we differ: our networks use ReLU and the dataset's
-likelihood (model.<dataset>; his use sigmoid units and a Gaussian of std 0.5 on MNIST), and
-he trains on TensorFlow's 55,000-image MNIST split. vaemix's protocol (``train.movae``)
-warms the manager up on the N2D partition and keeps the anchor, with wider networks and a
-CV^2 balance term.
+The paper's and vaemix's. The model and its loss are Zeldes's; :data:`PAPER` is the recipe of
+his notebook (yoel-zeldes.github.io, content/vae-moe/vae-moe.ipynb, ``params``; the
+``movae_paper`` runs): random networks, 100 epochs, batch 100, Adam 1e-3, one hidden layer of
+128 units in every network, and 0.1 times the variance of the batch importance (``balance:
+variance``). Where we differ: our networks use ReLU and the dataset's likelihood
+(model.<dataset>; his use sigmoid units and a Gaussian of std 0.5 on MNIST), and he trains on
+TensorFlow's 55,000-image MNIST split. vaemix's protocol (``train.movae``) warms the manager up
+on vaemix's start partition (vaemix.start) and keeps the anchor, with wider networks and a CV^2
+balance term.
 """
 
 from __future__ import annotations

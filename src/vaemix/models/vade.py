@@ -29,16 +29,16 @@ Options (the ``train.vade`` params section, declared in :attr:`VaDE.options`):
                        over ``predict_samples`` draws z ~ q(z|x) (Singh et al. 2018, sec. 5.1)
     predict_samples    number of those draws
 
-The paper's and vaemix's. The model, its ELBO and its start from a pretrained autoencoder
-and a GMM on its codes are Jiang et al.'s; :data:`PAPER` is their training recipe (the
-``vade_paper`` runs), every value cited, mostly from their code (github.com/slim1017/VaDE,
-VaDE.py), since the paper gives few. Where we differ: the autoencoder is vaemix's shared
-``ae`` stage (their stacked-autoencoder pretraining was never released), they fit and score
-all 70,000 MNIST images where we fit the training split (``train_acc`` is the transductive
-score), and spiral and CIFAR-100, which they did not run, use the MNIST recipe. vaemix's
-protocol (``train.vade`` in params.yaml) adds its own start: the N2D partition
-(``init_clusters: umap_or_spectral``), a warm-up on it (``self_train_epochs``) and the anchor
-(``anchor_weight``, vaemix.training.Anchor), with a gentler learning rate.
+The paper's and vaemix's. The model, its ELBO and its start from a pretrained autoencoder and a
+GMM on its codes are Jiang et al.'s; :data:`PAPER` is their training recipe (the ``vade_paper``
+runs), every value cited, mostly from their code (github.com/slim1017/VaDE, VaDE.py), since the
+paper gives few. Where we differ: the autoencoder is vaemix's shared ``ae`` stage (their
+stacked-autoencoder pretraining was never released), they fit and score all 70,000 MNIST images
+where we fit the training split (``train_acc`` is the transductive score), and spiral and
+CIFAR-100, which they did not run, use the MNIST recipe. vaemix's protocol (``train.vade`` in
+params.yaml) adds its own start: the start partition (vaemix.start; ``init_clusters:
+umap_or_spectral``), a warm-up on it (``self_train_epochs``) and the anchor (``anchor_weight``,
+vaemix.training.Anchor), with a gentler learning rate.
 """
 
 from __future__ import annotations
