@@ -30,6 +30,7 @@ def test_the_start_is_dec_da_on_images_only(kind, shape, expected):
     init = start_init(params, "mnist", shape)
     assert init["ae_checkpoint"] == Path("artifacts/mnist") / expected / "model.pt"
     assert init["start"]["file"] == Path("artifacts/mnist/start/pred.npz")
+    assert init["start"]["final"] == (expected == "ae_da")   # DEC-DA's: no cut comparison
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +111,19 @@ def test_train_starts_from_the_published_start(project):
         model.initialise(torch.as_tensor(data.x_train), seed=0, **init)
     assert init["ae_checkpoint"] == Path("artifacts/mnist/ae_da/model.pt")
     assert np.array_equal(np.asarray(model.start_labels), labels)
+
+
+def test_a_final_start_is_kept_without_the_cut_comparison(tmp_path):
+    """On four well-separated blobs a random partition cuts far more of UMAP's graph than a
+    spectral one: umap_or_spectral replaces an N2D-like start by spectral, but keeps a final
+    start (DEC-DA's) as it is."""
+    from tests.conftest import blobs
+    from vaemix.models.init import umap_or_spectral_mixture
+
+    z, _ = blobs(400, 4, 3, seed=0)
+    labels = np.random.default_rng(1).integers(0, 4, len(z))
+    np.savez(tmp_path / "pred.npz", pred_train=labels)
+    start = {"umap": {"n_neighbors": 10, "n_init": 1}, "file": tmp_path / "pred.npz"}
+    assert not np.array_equal(umap_or_spectral_mixture(z, 4, 0, start).labels, labels)
+    kept = umap_or_spectral_mixture(z, 4, 0, {**start, "final": True}).labels
+    assert np.array_equal(kept, labels)

@@ -53,9 +53,12 @@ def start_init(params: Mapping[str, Any], dataset: str,
     """The ``init`` of a mixture model of vaemix's protocol (vaemix.runs.train_and_export):
     the start's autoencoder checkpoint and its partition (``artifacts/<dataset>/start``)."""
     encoder = start_encoder(params, input_shape)
+    # final: DEC-DA's partition is taken as it is, not weighed against a spectral one
+    # (vaemix.models.init.umap_or_spectral_mixture)
     return {"ae_checkpoint": ARTIFACTS / dataset / encoder / "model.pt",
             "start": {"umap": params["baseline"].get("umap_gmm"),
-                      "file": ARTIFACTS / dataset / RUN / "pred.npz"}}
+                      "file": ARTIFACTS / dataset / RUN / "pred.npz",
+                      "final": uses_dec_da(params, input_shape)}}
 
 
 def make_start(params: Mapping[str, Any], dataset: str, data: Prepared) -> dict[str, Any]:
