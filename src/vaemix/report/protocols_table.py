@@ -71,8 +71,9 @@ def both_protocols(res: Any) -> str:
     header = ["dataset", "method", "test ACC, paper", "test ACC, vaemix", "Δ",
               "train ACC, paper", "train ACC, vaemix", "Δ"]
     return ("### Both protocols\n\n`paper`: as the method's paper trains it (`<method>_paper`); "
-            "`vaemix`: the N2D start, the warm-up and the anchor (`<method>`). Δ = vaemix − "
-            "paper.\n\n" + _table(header, rows))
+            "`vaemix`: vaemix's start (the run `start`: DEC-DA's clustering on the augmented "
+            "`ae_da` on images, N2D elsewhere), the warm-up and the anchor (`<method>`). "
+            "Δ = vaemix − paper.\n\n" + _table(header, rows))
 
 
 def published(res: Any) -> str:
