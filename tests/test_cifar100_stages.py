@@ -13,10 +13,11 @@ from tests.tiny import make_project, run_inprocess
 
 
 def test_cifar100_runs_through_the_stages(tmp_path):
-    folder = make_project(tmp_path / "p", ("cifar100",))
+    # DEC-DA's start on the conv nets too (the default lists MNIST alone: start.dec_da_on)
+    folder = make_project(tmp_path / "p", ("cifar100",), {"start.dec_da_on": ["cifar100"]})
     write_cifar100_raw(folder / "data" / "raw", n_train=300, n_test=120, seed=0)
     run_inprocess(folder, "prepare", "cifar100")
-    for enc in ("ae", "ae_da"):   # ae_da and DEC-DA's start@ are the models' start on images
+    for enc in ("ae", "ae_da"):   # ae_da and DEC-DA's start@: the models' start
         run_inprocess(folder, "pretrain", "cifar100", enc)
         run_inprocess(folder, "baselines", "cifar100", enc, "umap_gmm")
     run_inprocess(folder, "start", "cifar100")

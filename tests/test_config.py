@@ -147,8 +147,8 @@ def test_the_start_needs_ae_da_and_a_known_kind(params):
     p = _set(params, "baseline_encoders", ["ae", "vae"])
     with pytest.raises(ParamError, match="'baseline_encoders' must include 'ae_da'"):
         validate(p)
-    with pytest.raises(ParamError, match="'start.images'"):
-        validate(_set(params, "start.images", "kmeans"))
+    with pytest.raises(ParamError, match="'start.dec_da_on' has unknown entry 'usps'"):
+        validate(_set(params, "start.dec_da_on", ["usps"]))
     with pytest.raises(ParamError, match="'start.dec.lr' must be a positive"):
         validate(_set(params, "start.dec.lr", -1))
     from vaemix.models import check_options, method_settings  # what stages/start.py checks

@@ -128,7 +128,7 @@ def test_a_missing_or_foreign_start_file_is_named(tmp_path, monkeypatch, one_thr
     monkeypatch.chdir(tmp_path)
     params, data = spiral_params(epochs=1, self_train_epochs=1), spiral_data()
     with pytest.raises(DataError, match=r"artifacts/spiral/ae\+umap_gmm/pred\.npz: the start's "
-                                        r"partition .* not found") as err:
+                                        r"partition not found") as err:
         run_moe("spiral", "dvmoe", 1, data, params)
     assert "\n" not in str(err.value)
     # a partition of another split

@@ -157,7 +157,7 @@ def gate_params() -> dict:
                                        per_dataset={"spiral": GATE_SPIRAL_PRETRAIN})
     # the models start from ae's N2D partition, as when the reference's spread was measured;
     # DEC-DA's start (the default on images) is checked by tests/test_start.py
-    params["start"]["images"] = "n2d"
+    params["start"]["dec_da_on"] = []
     for method in METHODS:
         params["train"][method].update(epochs=GATE_EPOCHS["train"], **every)
     for method in GMVAE_FAMILY:  # q(y|x) must fit the start before the anchor can hold it

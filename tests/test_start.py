@@ -16,20 +16,20 @@ from vaemix.start import start_encoder, start_init, uses_dec_da
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.parametrize(("kind", "shape", "expected"), [
-    ("dec_da", (1, 28, 28), "ae_da"),   # MNIST
-    ("dec_da", (3, 32, 32), "ae_da"),   # CIFAR-100
-    ("dec_da", (8, 8), "ae_da"),        # an npz of N x H x W
-    ("dec_da", (2,), "ae"),             # spiral, a flat npz: today's N2D start
-    ("n2d", (1, 28, 28), "ae"),         # DEC-DA switched off
+@pytest.mark.parametrize(("dataset", "shape", "expected"), [
+    ("mnist", (1, 28, 28), "ae_da"),      # in start.dec_da_on
+    ("cifar100", (3, 32, 32), "ae_da"),   # listed below too
+    ("npz", (8, 8), "ae"),                # images, but not listed: N2D
+    ("spiral", (2,), "ae"),               # listed, but not images: N2D
 ])
-def test_the_start_is_dec_da_on_images_only(kind, shape, expected):
-    params = {"start": {"images": kind}, "baseline": {"umap_gmm": {"n_neighbors": 5}}}
-    assert uses_dec_da(params, shape) == (expected == "ae_da")
-    assert start_encoder(params, shape) == expected
-    init = start_init(params, "mnist", shape)
-    assert init["ae_checkpoint"] == Path("artifacts/mnist") / expected / "model.pt"
-    assert init["start"]["file"] == Path("artifacts/mnist/start/pred.npz")
+def test_the_start_is_dec_da_on_listed_image_datasets_only(dataset, shape, expected):
+    params = {"start": {"dec_da_on": ["mnist", "cifar100", "spiral"]},
+              "baseline": {"umap_gmm": {"n_neighbors": 5}}}
+    assert uses_dec_da(params, dataset, shape) == (expected == "ae_da")
+    assert start_encoder(params, dataset, shape) == expected
+    init = start_init(params, dataset, shape)
+    assert init["ae_checkpoint"] == Path("artifacts") / dataset / expected / "model.pt"
+    assert init["start"]["file"] == Path(f"artifacts/{dataset}/start/pred.npz")
     assert init["start"]["final"] == (expected == "ae_da")   # DEC-DA's: no cut comparison
 
 

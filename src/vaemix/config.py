@@ -41,7 +41,6 @@ from vaemix.schema import refuse_unknown as schema_refuse_unknown
 
 DATASETS = ("mnist", "spiral", "cifar100", "npz")
 ENCODERS = ("ae", "ae_da", "vae")   # ae_da: DEC-DA's pretraining, vaemix's start on images
-START_KINDS = ("dec_da", "n2d")    # vaemix.start
 # Mixture models trained by train@<dataset>-<method>: every module of vaemix.models that
 # declares a METHOD (vaemix.registry); its train.<method> section of params.yaml is optional
 # (the model class declares a default for every key).
@@ -162,7 +161,7 @@ SCHEMA: dict[str, Section] = {
                        "net": Key(OneOf(NETS)), "hidden": Key(IntList()),
                        "likelihood": Key(OneOf(LIKELIHOODS))} for ds in DATASETS},
     "pretrain": {enc: Key(Any_(), None) for enc in ENCODERS},
-    "start": {"images": Key(OneOf(START_KINDS)), "dec": Key(Any_())},   # vaemix.start
+    "start": {"dec_da_on": Key(Names(DATASETS)), "dec": Key(Any_())},   # vaemix.start
     "train": {m: Key(Any_(), None) for m in METHODS},
     "baseline": {b: Key(Any_(), None) for b in BASELINES},
     "baseline.kmeans": {"n_init": Key(Int())},

@@ -72,8 +72,8 @@ def both_protocols(res: Any) -> str:
               "train ACC, paper", "train ACC, vaemix", "Δ"]
     return ("### Both protocols\n\n`paper`: as the method's paper trains it (`<method>_paper`); "
             "`vaemix`: vaemix's start (the run `start`: DEC-DA's clustering on the augmented "
-            "`ae_da` on images, N2D elsewhere), the warm-up and the anchor (`<method>`). "
-            "Δ = vaemix − paper.\n\n" + _table(header, rows))
+            "`ae_da` on the images of `start.dec_da_on`, N2D elsewhere), the warm-up and the "
+            "anchor (`<method>`). Δ = vaemix − paper.\n\n" + _table(header, rows))
 
 
 def published(res: Any) -> str:
