@@ -54,13 +54,18 @@ def start_init(params: Mapping[str, Any], dataset: str,
                input_shape: tuple[int, ...]) -> dict[str, Any]:
     """The ``init`` of a mixture model of vaemix's protocol (vaemix.runs.train_and_export):
     the start's autoencoder checkpoint and its partition (``artifacts/<dataset>/start``)."""
-    encoder = start_encoder(params, dataset, input_shape)
     # final: DEC-DA's partition is taken as it is, not weighed against a spectral one
     # (vaemix.models.init.umap_or_spectral_mixture)
+    return _init(params, dataset, start_encoder(params, dataset, input_shape), RUN,
+                 final=uses_dec_da(params, dataset, input_shape))
+
+
+def _init(params: Mapping[str, Any], dataset: str, encoder: str, partition: str,
+          final: bool = False) -> dict[str, Any]:
+    """A model's ``init``: ``encoder``'s checkpoint and the run ``partition``'s pred.npz."""
     return {"ae_checkpoint": ARTIFACTS / dataset / encoder / "model.pt",
             "start": {"umap": params["baseline"].get("umap_gmm"),
-                      "file": ARTIFACTS / dataset / RUN / "pred.npz",
-                      "final": uses_dec_da(params, dataset, input_shape)}}
+                      "file": ARTIFACTS / dataset / partition / "pred.npz", "final": final}}
 
 
 def make_start(params: Mapping[str, Any], dataset: str, data: Prepared) -> dict[str, Any]:
@@ -74,9 +79,7 @@ def _dec_da(params: Mapping[str, Any], dataset: str, data: Prepared) -> dict[str
     """DEC-DA's clustering phase (``start.dec``) from ae_da's N2D partition."""
     from vaemix.runs import train_and_export
 
-    init = {"ae_checkpoint": ARTIFACTS / dataset / "ae_da" / "model.pt",
-            "start": {"umap": params["baseline"].get("umap_gmm"),
-                      "file": ARTIFACTS / dataset / "ae_da+umap_gmm" / "pred.npz"}}
+    init = _init(params, dataset, "ae_da", "ae_da+umap_gmm")
     return train_and_export("dec", dataset, data, params, "start", init=init, name=RUN)
 
 
