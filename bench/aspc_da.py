@@ -81,15 +81,24 @@ def pretrained_ae(params: dict, data, name: str) -> tuple[AutoEncoder, float]:
     return ae, seconds
 
 
-def aspc_pretrain(ae: AutoEncoder, x: torch.Tensor, epochs: int, seed: int) -> None:
+def optimizer_of(kind: str, lr: float, params: list) -> torch.optim.Optimizer:
+    """Guo's Keras optimisers: SGD(lr, momentum 0.9) or Adam(lr)."""
+    if kind == "adam":
+        return torch.optim.Adam(params, lr=lr)
+    return torch.optim.SGD(params, lr=lr, momentum=0.9)
+
+
+def aspc_pretrain(ae: torch.nn.Module, x: torch.Tensor, epochs: int, seed: int,
+                  optimizer: str = "sgd", lr: float = 1.0) -> None:
     """ASPC-DA's pretraining of ``ae``: squared error of the clean image from an augmented
-    copy's code, SGD(1.0, momentum 0.9), batch 256 (their run_exp.py)."""
+    copy's code, SGD(1.0, momentum 0.9) unless ``optimizer`` and ``lr`` say otherwise,
+    batch 256 (their run_exp.py)."""
     for module in ae.modules():
         if isinstance(module, torch.nn.Linear):
             torch.nn.init.zeros_(module.bias)
     gen = torch.Generator().manual_seed(seed)
     augment = Augment(SHIFT, ROTATE)
-    opt = torch.optim.SGD(ae.parameters(), lr=1.0, momentum=0.9)
+    opt = optimizer_of(optimizer, lr, list(ae.parameters()))
     flat = x.flatten(1)
     for _ in tqdm(range(epochs), desc="aspc pretrain", mininterval=30):
         for idx in torch.randperm(len(x), generator=gen).split(256):
@@ -153,19 +162,19 @@ def aspc_phase(ae: AutoEncoder, x: torch.Tensor, labels: np.ndarray, centres: to
     return labels, history
 
 
-def dec_da_phase(ae: AutoEncoder, x: torch.Tensor, labels: np.ndarray, centres: torch.Tensor,
-                 seed: int, maxiter: int = 20000, interval: int = 30,
-                 tol: float = 0.001) -> tuple[np.ndarray, list, torch.Tensor]:
+def dec_da_phase(ae: torch.nn.Module, x: torch.Tensor, labels: np.ndarray,
+                 centres: torch.Tensor, seed: int, maxiter: int = 20000, interval: int = 30,
+                 tol: float = 0.001, optimizer: str = "sgd", lr: float = 0.01
+                 ) -> tuple[np.ndarray, list, torch.Tensor]:
     """DEC-DA's clustering phase (Guo, Zhu, Liu & Yin 2018; FcDEC-DA of their code): DEC's
     KL(P || Q) (Xie et al. 2016, eq. 2-3) with Q of an augmented copy and P of the clean
     images, P refreshed every ``interval`` batches (30 on MNIST-test), SGD(0.01, momentum
-    0.9) on the encoder and the centres, batches taken in order; it stops when fewer than
-    0.1 % of the labels change between refreshes."""
+    0.9; ConvDEC-DA's Adam) on the encoder and the centres, batches taken in order; it stops
+    when fewer than 0.1 % of the labels change between refreshes."""
     gen = torch.Generator().manual_seed(seed)
     augment = Augment(SHIFT, ROTATE)
     mu = torch.nn.Parameter(centres.clone())
-    opt = torch.optim.SGD([*ae.trunk.parameters(), *ae.to_z.parameters(), mu], lr=0.01,
-                          momentum=0.9)
+    opt = optimizer_of(optimizer, lr, [*ae.trunk.parameters(), *ae.to_z.parameters(), mu])
     batches = torch.arange(len(x)).split(256)
     history: list[dict] = []
     p = None
