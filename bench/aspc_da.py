@@ -251,23 +251,43 @@ def then_train(method: str, labels: np.ndarray, checkpoint: Path, data, params: 
     return {k: m.get(k) for k in keys}
 
 
+def add_common_args(ap: argparse.ArgumentParser, name: str) -> None:
+    """The options every phase benchmark shares: the raw MNIST folder, a scratch folder (the
+    prepared split and autoencoders, reused), the seed, the --then models, threads, name."""
+    ap.add_argument("--raw", type=Path, required=True)
+    ap.add_argument("--work", type=Path, required=True)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--then", nargs="*", default=[], metavar="METHOD",
+                    help="mixture models of vaemix's protocol started from each phase's end")
+    ap.add_argument("--epoch-scale", type=float, default=1.0,
+                    help="budget.epoch_scale of the --then models (0.2: the quick profile's)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--name", default=name)
+
+
+def record_phase(result: dict, out: Path, row: dict, pred: np.ndarray, checkpoint: Path | None,
+                 then: list[str], data, params: dict) -> None:
+    """Add a phase's ``row`` to ``result`` (rewritten to ``out``), then train the ``then``
+    models of vaemix's protocol from its partition ``pred`` on the AE ``checkpoint``."""
+    result["rows"].append(row)
+    print(json.dumps({k: v for k, v in row.items() if k != "history"}), flush=True)
+    out.write_text(json.dumps(result, indent=1))
+    for method in then:
+        result["then"].append({"start": row["start"], "method": method,
+                               **then_train(method, pred, checkpoint, data, params)})
+        print(json.dumps(result["then"][-1]), flush=True)
+        out.write_text(json.dumps(result, indent=1))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--raw", type=Path, required=True)
-    ap.add_argument("--work", type=Path, required=True, help="scratch folder (AE reused)")
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--ae-epochs", type=int, default=500)
     ap.add_argument("--ae", default="vaemix", choices=["vaemix", "aspc"])
     ap.add_argument("--phase", nargs="+", default=["aspc"], choices=["aspc", "dec"])
     ap.add_argument("--start", nargs="+", default=["kmeans"], choices=["kmeans", "n2d"])
-    ap.add_argument("--then", nargs="*", default=[], metavar="METHOD",
-                    help="mixture models of vaemix's protocol started from each phase's end")
     ap.add_argument("--then-augment", action="store_true",
                     help="the --then models' warm-up and anchor see moved copies")
-    ap.add_argument("--epoch-scale", type=float, default=1.0,
-                    help="budget.epoch_scale of the --then models (0.2: the quick profile's)")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--name", default="aspc_da")
+    add_common_args(ap, "aspc_da")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     out = ROOT / "reports" / "benchmarks" / f"{args.name}.json"

@@ -36,7 +36,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from aspc_da import aspc_pretrain, bench_params, dec_da_phase, nearest, then_train
+from aspc_da import (
+    add_common_args,
+    aspc_pretrain,
+    bench_params,
+    dec_da_phase,
+    nearest,
+    record_phase,
+)
 from sklearn.cluster import KMeans
 from torch import Tensor, nn
 
@@ -111,19 +118,11 @@ def phase(kind: str, labels: np.ndarray, cae0: CAE, data, seed: int
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--raw", type=Path, required=True)
-    ap.add_argument("--work", type=Path, required=True, help="scratch folder (CAE reused)")
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--ae-epochs", type=int, default=500)
     ap.add_argument("--start", nargs="+", default=["kmeans"], choices=["kmeans", "n2d"])
-    ap.add_argument("--then", nargs="*", default=[], metavar="METHOD",
-                    help="mixture models of vaemix's protocol warmed up on each phase's end")
     ap.add_argument("--then-checkpoint", type=Path,
-                    help="the autoencoder they copy (the pipeline's ae_da model.pt)")
-    ap.add_argument("--epoch-scale", type=float, default=1.0,
-                    help="budget.epoch_scale of the --then models (0.2: the quick profile's)")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--name", default="conv_dec_da")
+                    help="the autoencoder the --then models copy (the pipeline's ae_da)")
+    add_common_args(ap, "conv_dec_da")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     out = ROOT / "reports" / "benchmarks" / f"{args.name}.json"
@@ -154,14 +153,7 @@ def main() -> None:
     for kind in args.start:
         row, pred = phase(kind, starts[kind], cae, data, args.seed)
         np.savez(f"conv_dec_da_{kind}_s{args.seed}.npz", pred_train=pred)
-        result["rows"].append(row)
-        print(json.dumps({k: v for k, v in row.items() if k != "history"}), flush=True)
-        out.write_text(json.dumps(result, indent=1))
-        for method in args.then:
-            result["then"].append({"start": kind, "method": method,
-                                   **then_train(method, pred, ckpt, data, params)})
-            print(json.dumps(result["then"][-1]), flush=True)
-            out.write_text(json.dumps(result, indent=1))
+        record_phase(result, out, row, pred, ckpt, args.then, data, params)
 
 
 if __name__ == "__main__":

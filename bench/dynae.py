@@ -40,7 +40,16 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from aspc_da import ROTATE, SHIFT, as_checkpoint, bench_params, dec_da_phase, nearest, then_train
+from aspc_da import (
+    ROTATE,
+    SHIFT,
+    add_common_args,
+    as_checkpoint,
+    bench_params,
+    dec_da_phase,
+    nearest,
+    record_phase,
+)
 from sklearn.cluster import KMeans
 from sklearn.neighbors import NearestNeighbors
 
@@ -192,19 +201,13 @@ def starts(args: argparse.Namespace, params: dict, ae: AutoEncoder, data) -> dic
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--raw", type=Path, required=True)
-    ap.add_argument("--work", type=Path, required=True)
     ap.add_argument("--checkpoint", type=Path, required=True, help="an ae_da model.pt")
-    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--start", nargs="+", default=["kmeans"],
                     help="kmeans (the paper's), n2d, or a pred.npz with pred_train")
     ap.add_argument("--gamma", type=float, default=100.0)
     ap.add_argument("--maxiter", type=int, default=100_000, help="the paper's 1e5 batches")
     ap.add_argument("--interval", type=int, default=140, help="batches between checks")
-    ap.add_argument("--then", nargs="*", default=[], metavar="METHOD")
-    ap.add_argument("--epoch-scale", type=float, default=1.0)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--name", default="dynae")
+    add_common_args(ap, "dynae")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     out = ROOT / "reports" / "benchmarks" / f"{args.name}.json"
@@ -224,15 +227,8 @@ def main() -> None:
     for kind, (labels, ae_start) in starts(args, params, ae0, data).items():
         row, ae, pred = run(kind, labels, ae_start, data, args.seed, gamma=args.gamma,
                             maxiter=args.maxiter, interval=args.interval)
-        result["rows"].append(row)
-        print(json.dumps({k: v for k, v in row.items() if k != "history"}), flush=True)
-        out.write_text(json.dumps(result, indent=1))
         ckpt = as_checkpoint(ae, Path(f"dynae_{Path(kind).stem}_s{args.seed}.pt"))
-        for method in args.then:
-            result["then"].append({"start": kind, "method": method,
-                                   **then_train(method, pred, ckpt, data, params)})
-            print(json.dumps(result["then"][-1]), flush=True)
-            out.write_text(json.dumps(result, indent=1))
+        record_phase(result, out, row, pred, ckpt, args.then, data, params)
 
 
 if __name__ == "__main__":
