@@ -4,10 +4,8 @@ its published 0.983 on MNIST-test?
 
 ConvDEC-DA, as its authors' code sets it (github.com/XifengGuo/DEC-DA, ConvDEC.py, main.py,
 run_exp.py):
-- the autoencoder (their ``CAE``): 5x5 / stride-2 convolutions with 32 and 64 filters, a
-  3x3 / stride-2 one with 128 (valid padding on 28 x 28), a linear 10-d code; the decoder
-  mirrors it with transposed convolutions to a linear output; ReLU; Glorot-uniform weights
-  and zero biases (Keras' defaults);
+- the autoencoder (their ``CAE``; vaemix's ``net: cae``, vaemix.networks, where it is
+  described);
 - pretraining: Adam (Keras' default lr 0.001), squared error of the clean image from a moved
   copy (shifts of up to 10 % of the side, rotations of up to 10 degrees), batch 256, 500
   epochs;
@@ -19,7 +17,8 @@ vaemix's differences: trained on the 8000 training images only (the test images 
 their nearest centre), and ``--start n2d`` replaces K-means by the N2D partition of the same
 codes (UMAP + GMM, McConville et al. 2020), as vaemix's start does for the MLP. ``--then``
 warms mixture models of vaemix's protocol up on each phase's end partition (its file
-``conv_dec_da_<start>_s<seed>.npz`` in ``--work``), on the MLP autoencoder they copy.
+``conv_dec_da_<start>_s<seed>.npz`` in ``--work``), on this CAE (their net ``cae``) or on the
+autoencoder ``--then-checkpoint`` names (e.g. the pipeline's MLP ae_da).
 
     OMP_NUM_THREADS=2 python bench/conv_dec_da.py --raw /tmp/raw --work /tmp/convdec \
         --start n2d kmeans --name conv_dec_da_s0
@@ -32,6 +31,7 @@ import copy
 import json
 import os
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -45,55 +45,42 @@ from aspc_da import (
     record_phase,
 )
 from sklearn.cluster import KMeans
-from torch import Tensor, nn
 
 from vaemix.baselines import fit_baseline
 from vaemix.data import load_prepared, prepare_dataset
 from vaemix.metrics import clustering_metrics, transductive_metrics
+from vaemix.models import spec_from_params
+from vaemix.models.ae import AutoEncoder
+from vaemix.models.base import ModelSpec
+from vaemix.models.init import load_ae_state
 from vaemix.training import batched
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-class CAE(nn.Module):
-    """Guo et al.'s convolutional autoencoder for 28 x 28 images (ConvDEC.py, ``CAE``)."""
-
-    def __init__(self, latent_dim: int = 10) -> None:
-        super().__init__()
-        self.trunk = nn.Sequential(
-            nn.Conv2d(1, 32, 5, stride=2, padding=2), nn.ReLU(),     # 28 -> 14
-            nn.Conv2d(32, 64, 5, stride=2, padding=2), nn.ReLU(),    # 14 -> 7
-            nn.Conv2d(64, 128, 3, stride=2), nn.ReLU(), nn.Flatten())  # 7 -> 3
-        self.to_z = nn.Linear(128 * 9, latent_dim)
-        self.decoder = nn.Sequential(
-            nn.Linear(latent_dim, 128 * 9), nn.ReLU(), nn.Unflatten(1, (128, 3, 3)),
-            nn.ConvTranspose2d(128, 64, 3, stride=2), nn.ReLU(),                      # 7
-            nn.ConvTranspose2d(64, 32, 5, stride=2, padding=2, output_padding=1), nn.ReLU(),
-            nn.ConvTranspose2d(32, 1, 5, stride=2, padding=2, output_padding=1),      # 28
-            nn.Flatten())
-        for module in self.modules():
-            if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
-                nn.init.xavier_uniform_(module.weight)
-                nn.init.zeros_(module.bias)
-
-    def encode(self, x: Tensor) -> Tensor:
-        return self.to_z(self.trunk(x.reshape(-1, 1, 28, 28)))
+def cae_spec(params: dict, data) -> ModelSpec:
+    """MNIST's spec with the network ``cae`` (vaemix.networks: Guo et al.'s CAE) and their
+    squared error of a linear output."""
+    return spec_from_params(params, "mnist", data.input_shape, net="cae", recon="squared_error")
 
 
-def pretrained(x: Tensor, epochs: int, seed: int, path: Path) -> tuple[CAE, float]:
-    """ConvDEC-DA's pretraining (reused if ``path`` exists); the CAE and its seconds."""
+def pretrained(params: dict, data, epochs: int, seed: int, path: Path
+               ) -> tuple[AutoEncoder, float]:
+    """ConvDEC-DA's pretraining (reused if ``path`` exists, a checkpoint in the pipeline's
+    format that ``--then`` models copy); the CAE and its seconds."""
     torch.manual_seed(seed)
-    cae = CAE()
+    spec = cae_spec(params, data)
+    cae = AutoEncoder(spec)
     if path.is_file():
-        cae.load_state_dict(torch.load(path, weights_only=True))
+        cae.load_state_dict(load_ae_state(path))
         return cae.eval(), 0.0
     start = time.perf_counter()
-    aspc_pretrain(cae, x, epochs, seed, optimizer="adam", lr=0.001)
-    torch.save(cae.state_dict(), path)
+    aspc_pretrain(cae, torch.as_tensor(data.x_train), epochs, seed, optimizer="adam", lr=0.001)
+    torch.save({"state_dict": cae.state_dict(), "spec": asdict(spec), "method": "ae_da"}, path)
     return cae.eval(), time.perf_counter() - start
 
 
-def phase(kind: str, labels: np.ndarray, cae0: CAE, data, seed: int
+def phase(kind: str, labels: np.ndarray, cae0: AutoEncoder, data, seed: int
           ) -> tuple[dict, np.ndarray]:
     """ConvDEC-DA's clustering phase from the partition ``labels``; its scores and its
     partition of the training images."""
@@ -121,22 +108,24 @@ def main() -> None:
     ap.add_argument("--ae-epochs", type=int, default=500)
     ap.add_argument("--start", nargs="+", default=["kmeans"], choices=["kmeans", "n2d"])
     ap.add_argument("--then-checkpoint", type=Path,
-                    help="the autoencoder the --then models copy (the pipeline's ae_da)")
+                    help="the autoencoder the --then models copy (e.g. the pipeline's MLP "
+                         "ae_da); default: this CAE, the models then with the net 'cae'")
     add_common_args(ap, "conv_dec_da")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     out = ROOT / "reports" / "benchmarks" / f"{args.name}.json"
-    if args.then and args.then_checkpoint is None:
-        ap.error("--then needs --then-checkpoint")
-    ckpt = args.then_checkpoint.resolve() if args.then else None
     params = bench_params(args.raw, args.seed, args.ae_epochs, args.epoch_scale)
     args.work.mkdir(parents=True, exist_ok=True)
+    cae_path = (args.work / f"cae{args.ae_epochs}_s{args.seed}.pt").resolve()
+    ckpt = (args.then_checkpoint or cae_path).resolve() if args.then else None
+    if args.then and args.then_checkpoint is None:   # the models copy this CAE
+        for method in args.then:
+            params["train"][method]["net"] = "cae"
     os.chdir(args.work)
     prepare_dataset("mnist", params, Path("data/prepared/mnist"))
     data = load_prepared("mnist")
     x_tr = torch.as_tensor(data.x_train)
-    cae, seconds = pretrained(x_tr, args.ae_epochs, args.seed,
-                              Path(f"cae{args.ae_epochs}_s{args.seed}.pt"))
+    cae, seconds = pretrained(params, data, args.ae_epochs, args.seed, cae_path)
     with torch.no_grad():
         z, z_te = batched(cae.encode, x_tr).numpy(), batched(cae.encode, torch.as_tensor(
             data.x_test)).numpy()

@@ -1,8 +1,8 @@
 """DVC stage start@<dataset>: vaemix's start of every mixture model (vaemix.start).
 
 On the image datasets of ``start.dec_da_on``: DEC-DA's clustering phase (params'
-``start.dec``) on the autoencoder ae_da from the N2D partition of its codes
-(artifacts/<dataset>/ae_da+umap_gmm). Elsewhere: the N2D partition of ae
+``start.dec``) on the autoencoder ae_da (ConvDEC-DA's CAE on MNIST) from K-means or the N2D
+partition of its codes (artifacts/<dataset>/ae_da+umap_gmm). Elsewhere: the N2D partition of ae
 (artifacts/<dataset>/ae+umap_gmm) unchanged.
 Either way it publishes artifacts/<dataset>/start/[seed<s>/]pred.npz, the partition that
 train@<dataset>-<method> starts from, and reports/metrics/<dataset>/start.json.

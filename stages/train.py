@@ -28,7 +28,7 @@ def main(argv: list[str]) -> None:
     from vaemix.models import check_model_sections, model_class
     from vaemix.protocols import PROTOCOLS, other_start, other_start_run
     from vaemix.runs import ARTIFACTS, train_and_export
-    from vaemix.start import start_init
+    from vaemix.start import start_init, start_net
 
     kinds = (*PROTOCOLS, "paper_other_start")
     if len(argv) not in (2, 3) or (len(argv) == 3 and argv[2] not in kinds):
@@ -47,7 +47,8 @@ def main(argv: list[str]) -> None:
     data = load_prepared(dataset)
     if kind == "vaemix":   # vaemix's start: an autoencoder and a partition (stage start@)
         init = start_init(params, dataset, data.input_shape)
-        train_and_export(method, dataset, data, params, "train", init=init)
+        train_and_export(method, dataset, data, params, "train", init=init,
+                         overrides=start_net(params, dataset, data.input_shape))
     elif kind == "paper":
         train_and_export(method, dataset, data, params, "train", init=init, protocol="paper")
     else:

@@ -30,6 +30,55 @@ def test_trunk_and_decoder_shapes(shape, net, hidden):
     assert dec(torch.randn(5, 4)).shape == (5, *shape)
 
 
+@pytest.mark.parametrize(("shape", "maps"), [
+    # Keras' sides for Guo et al.'s CAE: "same" 5x5 / stride 2 twice gives ceil(side / 2)
+    # twice; the 3x3 / stride 2 is "valid" on 28 (7 -> 3) and "same" on 32 (8 -> 4)
+    ((1, 28, 28), [(32, 14, 14), (64, 7, 7), (128, 3, 3)]),
+    ((3, 32, 32), [(32, 16, 16), (64, 8, 8), (128, 4, 4)]),
+    ((1, 16, 24), [(32, 8, 12), (64, 4, 6), (128, 2, 3)]),
+])
+def test_cae_feature_maps_and_mirror(shape, maps):
+    trunk = build_trunk(shape, "cae", (1,))
+    x = torch.rand(3, *shape)
+    sides = []
+    for layer in trunk.net:
+        x = layer(x)
+        if isinstance(layer, torch.nn.Conv2d):
+            sides.append(tuple(x.shape[1:]))
+    assert sides == maps
+    assert trunk.out_features == math.prod(maps[-1]) == x.shape[1]
+    decoder = build_decoder(shape, 10, "cae", (1,))
+    assert decoder(torch.randn(3, 10)).shape == (3, *shape)
+    # the decoder's transposed convolutions retrace the trunk's sides in reverse
+    h, back = torch.randn(3, 10), []
+    for layer in decoder.net:
+        h = layer(h)
+        if isinstance(layer, torch.nn.ConvTranspose2d):
+            back.append(tuple(h.shape[2:]))
+    assert back == [m[1:] for m in maps[-2::-1]] + [tuple(shape[1:])]
+
+
+def test_cae_starts_as_keras_glorot_uniform_with_zero_biases():
+    for net in (build_trunk((1, 28, 28), "cae", (1,)), build_decoder((1, 28, 28), 10, "cae", (1,))):
+        layers = [m for m in net.modules()
+                  if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear))]
+        assert len(layers) in (3, 4)
+        for layer in layers:
+            w = layer.weight
+            receptive = math.prod(w.shape[2:]) if w.dim() > 2 else 1
+            fan_in, fan_out = w.shape[1] * receptive, w.shape[0] * receptive
+            bound = math.sqrt(6.0 / (fan_in + fan_out))
+            assert w.abs().max() <= bound and w.abs().max() > 0.9 * bound
+            assert torch.equal(layer.bias, torch.zeros_like(layer.bias))
+
+
+def test_cae_rejects_flat_and_too_small_input():
+    with pytest.raises(ValueError, match="needs image input"):
+        build_trunk((784,), "cae", (1,))
+    with pytest.raises(ValueError, match="too small for the net 'cae'"):
+        build_trunk((1, 7, 7), "cae", (1,))
+
+
 def test_mlp_decoder_keeps_extra_leading_dims():
     dec = build_decoder((3,), 2, "mlp", (8,))
     assert dec(torch.randn(4, 6, 2)).shape == (4, 6, 3)

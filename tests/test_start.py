@@ -11,7 +11,7 @@ import pytest
 
 from tests.tiny import inside, make_project, run_inprocess
 from vaemix.augment import Augment
-from vaemix.start import start_encoder, start_init, uses_dec_da
+from vaemix.start import start_encoder, start_init, start_net, uses_dec_da
 
 pytestmark = pytest.mark.slow
 
@@ -31,6 +31,23 @@ def test_the_start_is_dec_da_on_listed_image_datasets_only(dataset, shape, expec
     assert init["ae_checkpoint"] == Path("artifacts") / dataset / expected / "model.pt"
     assert init["start"]["file"] == Path(f"artifacts/{dataset}/start/pred.npz")
     assert init["start"]["final"] == (expected == "ae_da")   # DEC-DA's: no cut comparison
+
+
+def test_runs_that_copy_the_start_take_its_network(tmp_path):
+    """start_net: the network of pretrain.ae_da on a DEC-DA dataset (ConvDEC-DA's CAE on
+    MNIST by default) becomes the spec of the runs that copy it; elsewhere model.<dataset>'s."""
+    from tests.tiny import tiny_params
+    from vaemix.models import spec_from_params
+
+    params = tiny_params()
+    assert params["pretrain"]["ae_da"]["per_dataset"]["mnist"]["net"] == "cae"
+    assert start_net(params, "mnist", (1, 28, 28)) == {"net": "cae"}
+    assert start_net(params, "spiral", (2,)) == {}                 # N2D on ae
+    assert start_net(params, "npz", (8, 8)) == {}                  # not in dec_da_on
+    spec = spec_from_params(params, "mnist", (1, 28, 28), **start_net(params, "mnist",
+                                                                      (1, 28, 28)))
+    assert spec.net == "cae"
+    assert spec_from_params(params, "mnist", (1, 28, 28)).net == "mlp"   # the paper's
 
 
 @pytest.fixture(scope="module")
@@ -59,10 +76,15 @@ def _moved(monkeypatch) -> list[tuple[float, float]]:
     return calls
 
 
-def test_dec_da_starts_from_ae_da_n2d_partition_on_moved_copies(project, monkeypatch):
+def test_dec_da_runs_on_ae_da_cae_on_moved_copies(project, monkeypatch):
+    import torch
+
     calls = _moved(monkeypatch)
     run_inprocess(project, "start", "mnist")
     assert calls and set(calls) == {(0.1, 10.0)}   # start.dec's DEC-DA augmentation
+    for run in ("ae_da", "start"):   # ConvDEC-DA: its CAE pretrained, then clustered
+        ckpt = torch.load(project / f"artifacts/mnist/{run}/model.pt", weights_only=True)
+        assert ckpt["spec"]["net"] == "cae", run
     with np.load(project / "artifacts/mnist/start/pred.npz") as f:
         labels, y = f["pred_train"], f["y_train"]
     with np.load(project / "artifacts/mnist/ae_da+umap_gmm/pred.npz") as f:
@@ -98,7 +120,8 @@ def test_train_starts_from_the_published_start(project):
         data = load_prepared("mnist")
         init = start_init(params, "mnist", data.input_shape)
         settings = {**method_settings(params, "train", "vade", "mnist"),
-                    "init_clusters": "umap", "self_train_epochs": 1}
+                    "init_clusters": "umap", "self_train_epochs": 1,
+                    **start_net(params, "mnist", data.input_shape)}   # ae_da's CAE
         spec = spec_from_params(params, "mnist", data.input_shape, **settings)
         model = build_model("vade", spec)
         # a partition no clustering of the codes would give: the model must take it as is
@@ -111,6 +134,13 @@ def test_train_starts_from_the_published_start(project):
         model.initialise(torch.as_tensor(data.x_train), seed=0, **init)
     assert init["ae_checkpoint"] == Path("artifacts/mnist/ae_da/model.pt")
     assert np.array_equal(np.asarray(model.start_labels), labels)
+    # it copied the CAE (then warmed up): ae_da's network, layer for layer
+    ae = torch.load(project / "artifacts/mnist/ae_da/model.pt", weights_only=True)["state_dict"]
+    mine = model.state_dict()
+    for key, value in ae.items():
+        theirs = key.replace("to_z.", "posterior.mean.")
+        assert mine[theirs].shape == value.shape, key
+    assert any(k.startswith("trunk.net.") for k in ae)   # the CAE's trunk
 
 
 def test_a_final_start_is_kept_without_the_cut_comparison(tmp_path):

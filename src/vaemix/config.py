@@ -59,7 +59,7 @@ SWEEP_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "gmvae_dpgmm_soft": ("gmvae_dpgmm", {"hard": False}),
     "gmvae_dpgmm_hard": ("gmvae_dpgmm", {"hard": True}),
 }
-NETS = ("mlp", "conv")
+NETS = ("mlp", "conv", "cae")   # vaemix.networks
 LIKELIHOODS = ("bernoulli", "gaussian")
 _DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 PRECISIONS = ("fp32", "bf16")  # bf16: forward passes under torch.autocast (training only)
@@ -97,6 +97,7 @@ TRAINING: Section = {   # the training loop (vaemix.training.TrainConfig)
     "self_paced": Key(Bool(), False),      # ... on the confident samples first (ASPC-DA)
     "relabel": Key(Bool(), False),         # the anchor's labels: the model's own, each epoch
     "per_dataset": Key(Any_(), None),      # {dataset: {key: value}} overrides
+    "net": Key(OneOf(NETS, nullable=True), None),   # this run's network; null = model.<dataset>'s
 }
 TRAINING_KEYS = frozenset(TRAINING)
 GATE_START: Section = {   # the start of the trained MoE gates (vaemix.moe.run.start_settings)

@@ -6,6 +6,14 @@ convolutional networks follow Collier & Urdiales 2019, App. A: 20 then 40 5x5 fi
 stride 1, each followed by 2x2 max-pooling and ReLU, then a 512-unit fully-connected
 layer; the decoder mirrors it with transposed convolutions. (The appendix text breaks off
 in the middle of the decoder description; the mirror image is our reading of it.)
+
+``cae`` is the convolutional autoencoder of ConvDEC-DA (Guo, Zhu, Liu & Yin 2018, sec. 4.1,
+as their code github.com/XifengGuo/DEC-DA builds it, ``CAE``): 5x5 / stride-2 convolutions
+with 32 and 64 filters ("same" padding), a 3x3 / stride-2 one with 128 ("valid" unless the
+side is a multiple of 8), ReLU after each; the code is a linear map of the flattened
+features (the model's head). The decoder mirrors it: a ReLU dense layer to the last feature
+map, then transposed convolutions back to the input's size, the last one linear. Weights are
+Glorot-uniform and biases zero, Keras' defaults that their code keeps.
 """
 
 from __future__ import annotations
@@ -84,6 +92,71 @@ class ConvDecoder(nn.Module):
         return self.deconv(h)
 
 
+def _glorot(module: nn.Module) -> None:
+    """Keras' default initialisation: Glorot-uniform weights, zero biases."""
+    for layer in module.modules():
+        if isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+            nn.init.xavier_uniform_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+
+def _cae_sizes(side: int) -> tuple[int, int, int, int]:
+    """The CAE's feature-map sides (s1, s2, s3) for an input side, and the padding of its
+    3x3 layer: "same" (1) where the side is a multiple of 8, else "valid" (0)."""
+    pad3 = 1 if side % 8 == 0 else 0
+    s1 = (side + 1) // 2          # 5x5, stride 2, "same": ceil(side / 2)
+    s2 = (s1 + 1) // 2
+    s3 = (s2 + 2 * pad3 - 3) // 2 + 1
+    return s1, s2, s3, pad3
+
+
+class CAETrunk(nn.Module):
+    """x [B, C, H, W] -> the flattened features [B, 128 * h3 * w3] of Guo et al.'s CAE."""
+
+    def __init__(self, input_shape: Sequence[int]) -> None:
+        super().__init__()
+        c, h, w = input_shape
+        (*_, h3, pad_h), (*_, w3, pad_w) = _cae_sizes(h), _cae_sizes(w)
+        if min(h3, w3) < 1:
+            raise ValueError(f"input {tuple(input_shape)} is too small for the net 'cae'")
+        self.net = nn.Sequential(
+            nn.Conv2d(c, 32, 5, stride=2, padding=2), nn.ReLU(),
+            nn.Conv2d(32, 64, 5, stride=2, padding=2), nn.ReLU(),
+            nn.Conv2d(64, 128, 3, stride=2, padding=(pad_h, pad_w)), nn.ReLU(),
+            nn.Flatten())
+        self.out_features = 128 * h3 * w3
+        _glorot(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+
+class CAEDecoder(nn.Module):
+    """z [B, d] -> x-shaped output: the mirror image of :class:`CAETrunk`."""
+
+    def __init__(self, input_shape: Sequence[int], latent_dim: int) -> None:
+        super().__init__()
+        c, h, w = input_shape
+        (h1, h2, h3, pad_h), (w1, w2, w3, pad_w) = _cae_sizes(h), _cae_sizes(w)
+
+        def up(c_in: int, c_out: int, k: int, pad: tuple[int, int], size_in: tuple[int, int],
+               size_out: tuple[int, int]) -> nn.ConvTranspose2d:
+            # the output padding that lands a stride-2 transposed convolution on size_out
+            extra = tuple(o - ((i - 1) * 2 - 2 * p + k)
+                          for i, o, p in zip(size_in, size_out, pad, strict=True))
+            return nn.ConvTranspose2d(c_in, c_out, k, stride=2, padding=pad, output_padding=extra)
+
+        self.net = nn.Sequential(
+            nn.Linear(latent_dim, 128 * h3 * w3), nn.ReLU(), nn.Unflatten(1, (128, h3, w3)),
+            up(128, 64, 3, (pad_h, pad_w), (h3, w3), (h2, w2)), nn.ReLU(),
+            up(64, 32, 5, (2, 2), (h2, w2), (h1, w1)), nn.ReLU(),
+            up(32, c, 5, (2, 2), (h1, w1), (h, w)))
+        _glorot(self)
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.net(z)
+
+
 class MLPTrunk(nn.Module):
     """x [B, ...] flattened -> h [B, hidden[-1]]."""
 
@@ -111,10 +184,12 @@ class MLPDecoder(nn.Module):
 
 def build_trunk(input_shape: Sequence[int], net: str, hidden: Sequence[int]) -> nn.Module:
     """The shared encoder body; its ``out_features`` feeds the posterior heads."""
+    if net in ("conv", "cae") and len(input_shape) != 3:
+        raise ValueError(f"net {net!r} needs image input [C, H, W], got {tuple(input_shape)}")
     if net == "conv":
-        if len(input_shape) != 3:
-            raise ValueError(f"net 'conv' needs image input [C, H, W], got {tuple(input_shape)}")
         return ConvTrunk(input_shape, hidden[-1])
+    if net == "cae":
+        return CAETrunk(input_shape)
     return MLPTrunk(input_shape, hidden)
 
 
@@ -123,6 +198,8 @@ def build_decoder(
 ) -> nn.Module:
     if net == "conv":
         return ConvDecoder(input_shape, latent_dim, hidden[-1])
+    if net == "cae":
+        return CAEDecoder(input_shape, latent_dim)
     return MLPDecoder(input_shape, latent_dim, hidden)
 
 

@@ -110,10 +110,14 @@ class Text:
 @dataclass(frozen=True)
 class OneOf:
     options: tuple[str, ...]
+    nullable: bool = False
 
-    def check(self, name: str, v: Any) -> str:
+    def check(self, name: str, v: Any) -> str | None:
+        if v is None and self.nullable:
+            return None
         if v not in self.options:
-            raise fail(name, "one of " + ", ".join(self.options), v)
+            raise fail(name, "one of " + ", ".join(self.options)
+                       + (" or null" if self.nullable else ""), v)
         return v
 
 

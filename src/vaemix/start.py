@@ -5,24 +5,30 @@ On the image datasets of ``start.dec_da_on`` (default: MNIST, the one it was mea
 - the autoencoder is ``ae_da``, pretrained as DEC-DA and ASPC-DA pretrain theirs (Guo, Zhu,
   Liu & Yin 2018, sec. 3.1; Guo, Liu, Zhu & Yin 2019, sec. 3.4): randomly shifted (up to
   10 % of the side) and rotated (up to 10 degrees) copies encoded, the clean image
-  reconstructed, squared error, SGD (lr 1, momentum 0.9), 500 epochs (``pretrain.ae_da``);
+  reconstructed, squared error, 500 epochs (``pretrain.ae_da``). On MNIST it is ConvDEC-DA's
+  convolutional autoencoder with Adam (Guo et al. 2018, sec. 4.1; ``net: cae``,
+  vaemix.networks); elsewhere the MLP of ``model.<dataset>`` with their SGD (lr 1, momentum
+  0.9);
 - the partition is the end of DEC-DA's clustering phase (Guo et al. 2018, sec. 3.2, eq. 6:
   DEC's KL(P || Q) with Q of a moved copy and P of the clean image; ``start.dec``, run by
-  vaemix.models.dec) started from the N2D partition of ae_da's codes (UMAP + GMM,
-  McConville et al. 2020; the baseline ``ae_da+umap_gmm``) instead of DEC-DA's K-means.
-  That start is vaemix's, not the paper's: from K-means DEC-DA ends at 0.875 on the MNIST dev
-  split, from N2D at 0.980 test ACC (reports/benchmarks/aspc_da.md, dec_da_pipeline.md).
+  vaemix.models.dec). On MNIST it starts, as the paper's, from K-means on the CAE's codes
+  (Adam, 0.001); on the MLP from the N2D partition of ae_da's codes (UMAP + GMM, McConville
+  et al. 2020; the baseline ``ae_da+umap_gmm``), vaemix's start, where K-means ended at 0.875.
+  On the MNIST dev split the CAE's start ends at 0.980 +- 0.002 transductive and 0.989 +-
+  0.003 test ACC, the MLP's at 0.972 / 0.980 (3 seeds each; reports/benchmarks/
+  conv_dec_da.md, dec_da_pipeline.md).
 Elsewhere (spiral, an npz, CIFAR-100 unless listed) the start is the N2D start: the
 autoencoder ``ae`` and its ``ae+umap_gmm`` partition, published unchanged as the run ``start``.
 DEC-DA is not the default on images it was not measured on: on scikit-learn's digits (an npz of
 8 x 8 images) its phase fell from its N2D start at 0.852 to 0.763 test ACC
 (reports/benchmarks/README.md), where N2D alone held 0.861.
 
-The mixture models copy the start's autoencoder and fit their first mixture to its partition
-(vaemix.models.init, ``init_clusters``); their warm-up and anchor then hold them to it. The
-N2D baseline as published (``ae+umap_gmm``, an autoencoder without augmentation) stays in
-every table beside ``ae_da+umap_gmm`` and ``start``, so the report shows what augmentation
-adds. The paper protocol (train_paper@) never reads the start.
+The mixture models copy the start's autoencoder, network and all (:func:`start_net`), and fit
+their first mixture to its partition (vaemix.models.init, ``init_clusters``); their warm-up and
+anchor then hold them to it. The N2D baseline as published (``ae+umap_gmm``, an autoencoder
+without augmentation) stays in every table beside ``ae_da+umap_gmm`` and ``start``, so the
+report shows what augmentation adds. The paper protocol (train_paper@) never reads the start:
+its models keep ``model.<dataset>``'s network.
 """
 
 from __future__ import annotations
@@ -48,6 +54,19 @@ def uses_dec_da(params: Mapping[str, Any], dataset: str, input_shape: tuple[int,
 def start_encoder(params: Mapping[str, Any], dataset: str, input_shape: tuple[int, ...]) -> str:
     """The autoencoder the start's partition was made on: ``ae_da`` or ``ae``."""
     return "ae_da" if uses_dec_da(params, dataset, input_shape) else "ae"
+
+
+def start_net(params: Mapping[str, Any], dataset: str,
+              input_shape: tuple[int, ...]) -> dict[str, Any]:
+    """The network of the start's autoencoder (its ``net``, e.g. ConvDEC-DA's ``cae`` of
+    ``pretrain.ae_da`` on MNIST) as the settings override of a run that copies it: the start's
+    own DEC-DA phase and every mixture model of vaemix's protocol; {} where the autoencoder
+    has the network of ``model.<dataset>``."""
+    from vaemix.models import method_settings
+
+    encoder = start_encoder(params, dataset, input_shape)
+    net = method_settings(params, "pretrain", encoder, dataset).get("net")
+    return {"net": net} if net else {}
 
 
 def start_init(params: Mapping[str, Any], dataset: str,
@@ -80,7 +99,8 @@ def _dec_da(params: Mapping[str, Any], dataset: str, data: Prepared) -> dict[str
     from vaemix.runs import train_and_export
 
     init = _init(params, dataset, "ae_da", "ae_da+umap_gmm")
-    return train_and_export("dec", dataset, data, params, "start", init=init, name=RUN)
+    return train_and_export("dec", dataset, data, params, "start", init=init, name=RUN,
+                            overrides=start_net(params, dataset, data.input_shape))
 
 
 def _n2d(params: Mapping[str, Any], dataset: str) -> dict[str, Any]:

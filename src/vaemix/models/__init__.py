@@ -63,13 +63,14 @@ MODELS: Mapping[str, type[Model]] = _Registry()
 def spec_from_params(
     params: Mapping[str, Any], dataset: str, input_shape: tuple[int, ...], **options: Any
 ) -> ModelSpec:
-    """Build the ModelSpec of ``dataset`` from its ``model.<dataset>`` params section."""
+    """Build the ModelSpec of ``dataset`` from its ``model.<dataset>`` params section; a
+    run's own ``net`` option (vaemix.config.TRAINING) replaces the section's network."""
     m = params["model"][dataset]
     return ModelSpec(
         input_shape=tuple(int(s) for s in input_shape),
         latent_dim=int(m["latent_dim"]),
         n_clusters=int(m["n_clusters"]),
-        net=str(m["net"]),
+        net=str(options.get("net") or m["net"]),
         hidden=tuple(int(h) for h in m["hidden"]),
         likelihood=str(m["likelihood"]),
         options=dict(options),

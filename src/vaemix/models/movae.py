@@ -28,7 +28,10 @@ on the batch average instead of on each example.)
 
 All K experts run as one batched computation: stacked weights [K, in, out] and batched
 matmuls for MLP experts (``networks.BatchedLinear``), and ``torch.func`` (stacked
-parameters, ``functional_call`` under ``vmap``) for convolutional experts.
+parameters, ``functional_call`` under ``vmap``) for convolutional experts. The experts and
+the manager are MLPs for every other net: ``net: cae`` (vaemix's start on MNIST, Guo et al.
+2018's autoencoder) gives the codes of the start's autoencoder only, since MoVAE copies no
+weights from it and K such experts would cost K autoencoders a step.
 
 Options (``train.movae`` in params.yaml):
     balance_weight  weight of the batch-balance term (>= 0)
