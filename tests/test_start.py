@@ -11,6 +11,7 @@ import pytest
 
 from tests.tiny import inside, make_project, run_inprocess
 from vaemix.augment import Augment
+from vaemix.errors import ParamError
 from vaemix.start import start_encoder, start_init, start_net, uses_dec_da
 
 pytestmark = pytest.mark.slow
@@ -48,6 +49,12 @@ def test_runs_that_copy_the_start_take_its_network(tmp_path):
                                                                       (1, 28, 28)))
     assert spec.net == "cae"
     assert spec_from_params(params, "mnist", (1, 28, 28)).net == "mlp"   # the paper's
+    with pytest.raises(ParamError, match=r"'net' of this run's section is 'cae', a network "
+                                         r"for images \[C, H, W\], but spiral's inputs have"):
+        spec_from_params(params, "spiral", (2,), net="cae")
+    params["model"]["spiral"]["net"] = "conv"
+    with pytest.raises(ParamError, match=r"'model.spiral.net' is 'conv'"):
+        spec_from_params(params, "spiral", (2,))
 
 
 @pytest.fixture(scope="module")

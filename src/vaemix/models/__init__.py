@@ -66,11 +66,17 @@ def spec_from_params(
     """Build the ModelSpec of ``dataset`` from its ``model.<dataset>`` params section; a
     run's own ``net`` option (vaemix.config.TRAINING) replaces the section's network."""
     m = params["model"][dataset]
+    net = str(options.get("net") or m["net"])
+    if net != "mlp" and len(input_shape) != 3:
+        key = ("the 'net' of this run's section" if options.get("net")
+               else f"'model.{dataset}.net'")
+        raise ParamError(f"params.yaml: {key} is {net!r}, a network for images [C, H, W], but "
+                         f"{dataset}'s inputs have shape {tuple(input_shape)}")
     return ModelSpec(
         input_shape=tuple(int(s) for s in input_shape),
         latent_dim=int(m["latent_dim"]),
         n_clusters=int(m["n_clusters"]),
-        net=str(options.get("net") or m["net"]),
+        net=net,
         hidden=tuple(int(h) for h in m["hidden"]),
         likelihood=str(m["likelihood"]),
         options=dict(options),
