@@ -15,7 +15,9 @@ run_exp.py):
 
 vaemix's differences: trained on the 8000 training images only (the test images scored by
 their nearest centre), and ``--start n2d`` replaces K-means by the N2D partition of the same
-codes (UMAP + GMM, McConville et al. 2020), as vaemix's start does for the MLP. ``--then``
+codes (UMAP + GMM, McConville et al. 2020), as vaemix's start does for the MLP, and ``--start
+pipeline`` runs vaemix's own start@ phase (vaemix.models.dec, params.yaml's ``start.dec``) on
+the same CAE, which must reproduce the ``kmeans`` row. ``--then``
 warms mixture models of vaemix's protocol up on each phase's end partition (its file
 ``conv_dec_da_<start>_s<seed>.npz`` in ``--work``), on this CAE (their net ``cae``) or on the
 autoencoder ``--then-checkpoint`` names (e.g. the pipeline's MLP ae_da).
@@ -103,10 +105,31 @@ def phase(kind: str, labels: np.ndarray, cae0: AutoEncoder, data, seed: int
             "train_sizes": np.bincount(pred, minlength=10).tolist(), "history": history}, pred
 
 
+def pipeline_phase(params: dict, data, cae_path: Path) -> tuple[dict, np.ndarray]:
+    """vaemix's own start@ phase on this CAE: vaemix.models.dec with params.yaml's
+    ``start.dec`` for MNIST (ConvDEC-DA's settings, K-means start); its scores and partition."""
+    from vaemix.runs import train_and_export
+
+    init = {"ae_checkpoint": cae_path, "start": {"umap": params["baseline"]["umap_gmm"]}}
+    params = copy.deepcopy(params)   # its own budget whatever --epoch-scale (as the profiles)
+    params["start"]["dec"]["epochs"] = round(params["start"]["dec"]["epochs"]
+                                             / params["budget"]["epoch_scale"])
+    t = time.perf_counter()
+    m = train_and_export("dec", "mnist", data, params, "start", init=init, name="start_cae",
+                         overrides={"net": "cae"})
+    with np.load(Path("artifacts/mnist/start_cae/pred.npz")) as f:
+        pred = f["pred_train"]
+    return {"phase": "vaemix.models.dec", "start": "pipeline", "seconds": time.perf_counter() - t,
+            **{k: m[k] for k in ("train_acc", "train_nmi", "acc", "nmi")},
+            "train_sizes": np.bincount(pred, minlength=10).tolist()}, pred
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ae-epochs", type=int, default=500)
-    ap.add_argument("--start", nargs="+", default=["kmeans"], choices=["kmeans", "n2d"])
+    ap.add_argument("--start", nargs="+", default=["kmeans"],
+                    choices=["kmeans", "n2d", "pipeline"],
+                    help="pipeline: vaemix's start@ phase (params.yaml's start.dec) instead")
     ap.add_argument("--then-checkpoint", type=Path,
                     help="the autoencoder the --then models copy (e.g. the pipeline's MLP "
                          "ae_da); default: this CAE, the models then with the net 'cae'")
@@ -140,7 +163,8 @@ def main() -> None:
     print(json.dumps({k: result[k] for k in ("cae+kmeans", "cae+umap_gmm")}), flush=True)
     starts = {"kmeans": kmeans.labels_, "n2d": n2d.train_labels(z)}
     for kind in args.start:
-        row, pred = phase(kind, starts[kind], cae, data, args.seed)
+        row, pred = (pipeline_phase(params, data, cae_path) if kind == "pipeline"
+                     else phase(kind, starts[kind], cae, data, args.seed))
         np.savez(f"conv_dec_da_{kind}_s{args.seed}.npz", pred_train=pred)
         record_phase(result, out, row, pred, ckpt, args.then, data, params)
 
