@@ -261,20 +261,23 @@ def add_common_args(ap: argparse.ArgumentParser, name: str) -> None:
                     help="mixture models of vaemix's protocol started from each phase's end")
     ap.add_argument("--epoch-scale", type=float, default=1.0,
                     help="budget.epoch_scale of the --then models (0.2: the quick profile's)")
+    ap.add_argument("--then-augment", action="store_true",
+                    help="the --then models' warm-up and anchor see moved copies")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--name", default=name)
 
 
 def record_phase(result: dict, out: Path, row: dict, pred: np.ndarray, checkpoint: Path | None,
-                 then: list[str], data, params: dict) -> None:
+                 then: list[str], data, params: dict, augment: bool = False) -> None:
     """Add a phase's ``row`` to ``result`` (rewritten to ``out``), then train the ``then``
-    models of vaemix's protocol from its partition ``pred`` on the AE ``checkpoint``."""
+    models of vaemix's protocol from its partition ``pred`` on the AE ``checkpoint`` (their
+    warm-up and anchor on moved copies if ``augment``)."""
     result["rows"].append(row)
     print(json.dumps({k: v for k, v in row.items() if k != "history"}), flush=True)
     out.write_text(json.dumps(result, indent=1))
     for method in then:
         result["then"].append({"start": row["start"], "method": method,
-                               **then_train(method, pred, checkpoint, data, params)})
+                               **then_train(method, pred, checkpoint, data, params, augment)})
         print(json.dumps(result["then"][-1]), flush=True)
         out.write_text(json.dumps(result, indent=1))
 
@@ -285,8 +288,6 @@ def main() -> None:
     ap.add_argument("--ae", default="vaemix", choices=["vaemix", "aspc"])
     ap.add_argument("--phase", nargs="+", default=["aspc"], choices=["aspc", "dec"])
     ap.add_argument("--start", nargs="+", default=["kmeans"], choices=["kmeans", "n2d"])
-    ap.add_argument("--then-augment", action="store_true",
-                    help="the --then models' warm-up and anchor see moved copies")
     add_common_args(ap, "aspc_da")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)

@@ -166,7 +166,8 @@ def main() -> None:
         row, pred = (pipeline_phase(params, data, cae_path) if kind == "pipeline"
                      else phase(kind, starts[kind], cae, data, args.seed))
         np.savez(f"conv_dec_da_{kind}_s{args.seed}.npz", pred_train=pred)
-        record_phase(result, out, row, pred, ckpt, args.then, data, params)
+        record_phase(result, out, row, pred, ckpt, args.then, data, params,
+                     args.then_augment)
 
 
 if __name__ == "__main__":

@@ -228,7 +228,8 @@ def main() -> None:
         row, ae, pred = run(kind, labels, ae_start, data, args.seed, gamma=args.gamma,
                             maxiter=args.maxiter, interval=args.interval)
         ckpt = as_checkpoint(ae, Path(f"dynae_{Path(kind).stem}_s{args.seed}.pt"))
-        record_phase(result, out, row, pred, ckpt, args.then, data, params)
+        record_phase(result, out, row, pred, ckpt, args.then, data, params,
+                     args.then_augment)
 
 
 if __name__ == "__main__":
