@@ -267,6 +267,16 @@ def add_common_args(ap: argparse.ArgumentParser, name: str) -> None:
     ap.add_argument("--name", default=name)
 
 
+def parse_common(ap: argparse.ArgumentParser, name: str) -> tuple[argparse.Namespace, Path]:
+    """Parse ``ap`` with the common options added: the arguments (torch's threads set, the work
+    folder made) and the benchmark's JSON file under reports/benchmarks."""
+    add_common_args(ap, name)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    args.work.mkdir(parents=True, exist_ok=True)
+    return args, ROOT / "reports" / "benchmarks" / f"{args.name}.json"
+
+
 def record_phase(result: dict, out: Path, row: dict, pred: np.ndarray, checkpoint: Path | None,
                  then: list[str], data, params: dict, augment: bool = False) -> None:
     """Add a phase's ``row`` to ``result`` (rewritten to ``out``), then train the ``then``
@@ -288,12 +298,8 @@ def main() -> None:
     ap.add_argument("--ae", default="vaemix", choices=["vaemix", "aspc"])
     ap.add_argument("--phase", nargs="+", default=["aspc"], choices=["aspc", "dec"])
     ap.add_argument("--start", nargs="+", default=["kmeans"], choices=["kmeans", "n2d"])
-    add_common_args(ap, "aspc_da")
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    out = ROOT / "reports" / "benchmarks" / f"{args.name}.json"
+    args, out = parse_common(ap, "aspc_da")
     params = bench_params(args.raw, args.seed, args.ae_epochs, args.epoch_scale)
-    args.work.mkdir(parents=True, exist_ok=True)
     os.chdir(args.work)
     prepare_dataset("mnist", params, Path("data/prepared/mnist"))
     data = load_prepared("mnist")

@@ -39,11 +39,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from aspc_da import (
-    add_common_args,
     aspc_pretrain,
     bench_params,
     dec_da_phase,
     nearest,
+    parse_common,
     record_phase,
 )
 from sklearn.cluster import KMeans
@@ -56,8 +56,6 @@ from vaemix.models.ae import AutoEncoder
 from vaemix.models.base import ModelSpec
 from vaemix.models.init import load_ae_state
 from vaemix.training import batched
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def cae_spec(params: dict, data) -> ModelSpec:
@@ -133,12 +131,8 @@ def main() -> None:
     ap.add_argument("--then-checkpoint", type=Path,
                     help="the autoencoder the --then models copy (e.g. the pipeline's MLP "
                          "ae_da); default: this CAE, the models then with the net 'cae'")
-    add_common_args(ap, "conv_dec_da")
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    out = ROOT / "reports" / "benchmarks" / f"{args.name}.json"
+    args, out = parse_common(ap, "conv_dec_da")
     params = bench_params(args.raw, args.seed, args.ae_epochs, args.epoch_scale)
-    args.work.mkdir(parents=True, exist_ok=True)
     cae_path = (args.work / f"cae{args.ae_epochs}_s{args.seed}.pt").resolve()
     ckpt = (args.then_checkpoint or cae_path).resolve() if args.then else None
     if args.then and args.then_checkpoint is None:   # the models copy this CAE

@@ -43,11 +43,11 @@ import torch
 from aspc_da import (
     ROTATE,
     SHIFT,
-    add_common_args,
     as_checkpoint,
     bench_params,
     dec_da_phase,
     nearest,
+    parse_common,
     record_phase,
 )
 from sklearn.cluster import KMeans
@@ -62,8 +62,6 @@ from vaemix.models import spec_from_params
 from vaemix.models.ae import AutoEncoder
 from vaemix.models.init import load_ae_state
 from vaemix.training import batched
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def confident(z: torch.Tensor, centres: torch.Tensor, beta1: float,
@@ -207,15 +205,11 @@ def main() -> None:
     ap.add_argument("--gamma", type=float, default=100.0)
     ap.add_argument("--maxiter", type=int, default=100_000, help="the paper's 1e5 batches")
     ap.add_argument("--interval", type=int, default=140, help="batches between checks")
-    add_common_args(ap, "dynae")
-    args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    out = ROOT / "reports" / "benchmarks" / f"{args.name}.json"
+    args, out = parse_common(ap, "dynae")
     checkpoint = args.checkpoint.resolve()
     start_files = [str(Path(s).resolve()) if s.endswith(".npz") else s for s in args.start]
     args.start = start_files
     params = bench_params(args.raw, args.seed, 500, args.epoch_scale)
-    args.work.mkdir(parents=True, exist_ok=True)
     os.chdir(args.work)
     prepare_dataset("mnist", params, Path("data/prepared/mnist"))
     data = load_prepared("mnist")
