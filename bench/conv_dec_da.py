@@ -103,7 +103,8 @@ def phase(kind: str, labels: np.ndarray, cae0: AutoEncoder, data, seed: int
             "train_sizes": np.bincount(pred, minlength=10).tolist(), "history": history}, pred
 
 
-def pipeline_phase(params: dict, data, cae_path: Path) -> tuple[dict, np.ndarray]:
+def pipeline_phase(params: dict, data, cae_path: Path, name: str = "start_cae"
+                   ) -> tuple[dict, np.ndarray]:
     """vaemix's own start@ phase on this CAE: vaemix.models.dec with params.yaml's
     ``start.dec`` for MNIST (ConvDEC-DA's settings, K-means start); its scores and partition."""
     from vaemix.runs import train_and_export
@@ -113,9 +114,9 @@ def pipeline_phase(params: dict, data, cae_path: Path) -> tuple[dict, np.ndarray
     params["start"]["dec"]["epochs"] = round(params["start"]["dec"]["epochs"]
                                              / params["budget"]["epoch_scale"])
     t = time.perf_counter()
-    m = train_and_export("dec", "mnist", data, params, "start", init=init, name="start_cae",
+    m = train_and_export("dec", "mnist", data, params, "start", init=init, name=name,
                          overrides={"net": "cae"})
-    with np.load(Path("artifacts/mnist/start_cae/pred.npz")) as f:
+    with np.load(Path(f"artifacts/mnist/{name}/pred.npz")) as f:
         pred = f["pred_train"]
     return {"phase": "vaemix.models.dec", "start": "pipeline", "seconds": time.perf_counter() - t,
             **{k: m[k] for k in ("train_acc", "train_nmi", "acc", "nmi")},
