@@ -17,7 +17,8 @@ vaemix's differences: trained on the 8000 training images only (the test images 
 their nearest centre), and ``--start n2d`` replaces K-means by the N2D partition of the same
 codes (UMAP + GMM, McConville et al. 2020), as vaemix's start does for the MLP, and ``--start
 pipeline`` runs vaemix's own start@ phase (vaemix.models.dec, params.yaml's ``start.dec``) on
-the same CAE, which must reproduce the ``kmeans`` row. ``--then``
+the same CAE, which must reproduce the ``kmeans`` row (``--start guarded``: with the guard of
+start@, the phase from K-means and from N2D and the end of the smaller cut). ``--then``
 warms mixture models of vaemix's protocol up on each phase's end partition (its file
 ``conv_dec_da_<start>_s<seed>.npz`` in ``--work``), on this CAE (their net ``cae``) or on the
 autoencoder ``--then-checkpoint`` names (e.g. the pipeline's MLP ae_da).
@@ -123,12 +124,40 @@ def pipeline_phase(params: dict, data, cae_path: Path, name: str = "start_cae"
             "train_sizes": np.bincount(pred, minlength=10).tolist()}, pred
 
 
+def guarded_phase(params: dict, data, cae_path: Path, z: np.ndarray
+                  ) -> tuple[dict, np.ndarray]:
+    """vaemix's start@ with its guard (start.guard_from) on this CAE: the pipeline's phase from
+    K-means (run ``start_cae``) and from N2D (``start_cae_n2d``, as bench/start_guard_probe.py
+    names it), each reused when the work folder has it, and the end vaemix.start.guard_choice
+    keeps by the normalised cut of UMAP's graph of the CAE's codes."""
+    from vaemix.io import read_json
+    from vaemix.start import guard_choice
+
+    ends, scores = {}, {}
+    for source, name in (("kmeans", "start_cae"), ("umap", "start_cae_n2d")):
+        if Path(f"artifacts/mnist/{name}/pred.npz").is_file():
+            print(f"{name}: reusing the phase's end in {os.getcwd()}", flush=True)
+        else:
+            run = copy.deepcopy(params)
+            run["start"]["dec"]["per_dataset"]["mnist"]["init_clusters"] = source
+            pipeline_phase(run, data, cae_path, name=name)
+        with np.load(Path(f"artifacts/mnist/{name}/pred.npz")) as f:
+            ends[source] = f["pred_train"]
+        m = read_json(Path(f"reports/metrics/mnist/{name}.json"))
+        scores[source] = {k: m[k] for k in ("train_acc", "train_nmi", "acc", "nmi")}
+    kept, cuts = guard_choice(params, z, ends, params["seed"])
+    return {"phase": "vaemix.start guard", "start": "guarded", "kept": kept, "cuts": cuts,
+            "ends": scores, **scores[kept],
+            "train_sizes": np.bincount(ends[kept], minlength=10).tolist()}, ends[kept]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ae-epochs", type=int, default=500)
     ap.add_argument("--start", nargs="+", default=["kmeans"],
-                    choices=["kmeans", "n2d", "pipeline"],
-                    help="pipeline: vaemix's start@ phase (params.yaml's start.dec) instead")
+                    choices=["kmeans", "n2d", "pipeline", "guarded"],
+                    help="pipeline: vaemix's start@ phase (params.yaml's start.dec) instead; "
+                         "guarded: that phase from K-means and from N2D, the guard's choice")
     ap.add_argument("--then-checkpoint", type=Path,
                     help="the autoencoder the --then models copy (e.g. the pipeline's MLP "
                          "ae_da); default: this CAE, the models then with the net 'cae'")
@@ -158,8 +187,12 @@ def main() -> None:
     print(json.dumps({k: result[k] for k in ("cae+kmeans", "cae+umap_gmm")}), flush=True)
     starts = {"kmeans": kmeans.labels_, "n2d": n2d.train_labels(z)}
     for kind in args.start:
-        row, pred = (pipeline_phase(params, data, cae_path) if kind == "pipeline"
-                     else phase(kind, starts[kind], cae, data, args.seed))
+        if kind == "pipeline":
+            row, pred = pipeline_phase(params, data, cae_path)
+        elif kind == "guarded":
+            row, pred = guarded_phase(params, data, cae_path, z)
+        else:
+            row, pred = phase(kind, starts[kind], cae, data, args.seed)
         np.savez(f"conv_dec_da_{kind}_s{args.seed}.npz", pred_train=pred)
         record_phase(result, out, row, pred, ckpt, args.then, data, params,
                      args.then_augment)

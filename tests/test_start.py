@@ -12,7 +12,7 @@ import pytest
 from tests.tiny import inside, make_project, run_inprocess
 from vaemix.augment import Augment
 from vaemix.errors import ParamError
-from vaemix.start import start_encoder, start_init, start_net, uses_dec_da
+from vaemix.start import phase_starts, start_encoder, start_init, start_net, uses_dec_da
 
 pytestmark = pytest.mark.slow
 
@@ -99,6 +99,61 @@ def test_dec_da_runs_on_ae_da_cae_on_moved_copies(project, monkeypatch):
     assert labels.shape == n2d.shape == y.shape and labels.max() < 10
     assert (project / "artifacts/mnist/start/model.pt").is_file()   # DEC's trained encoder
     assert (project / "reports/metrics/mnist/start.json").is_file()
+
+
+def test_the_guard_keeps_the_phase_end_with_the_smaller_cut(project):
+    """MNIST's phase starts from K-means and start.guard_from is umap: both phases run, the
+    end from N2D is published only if its partition cuts UMAP's graph of ae_da's codes by
+    more than start.guard_margin less than K-means' end does, each
+    candidate's partition is kept beside it, and the candidates' own runs are removed."""
+    import json
+
+    import torch
+
+    from vaemix.config import load_params
+    from vaemix.data import load_prepared
+    from vaemix.models import spec_from_params
+    from vaemix.models.init import ae_codes, normalized_cut
+    from vaemix.umap_gmm import umap_graph
+
+    run_inprocess(project, "start", "mnist")
+    metrics = json.loads((project / "reports/metrics/mnist/start.json").read_text())
+    assert metrics["kept_kmeans"] + metrics["kept_umap"] == 1.0
+    kept = "kmeans" if metrics["kept_kmeans"] else "umap"
+    margin = 0.1   # params.yaml's start.guard_margin: N2D's end must cut 10 % less
+    assert (kept == "umap") == (metrics["cut_umap"] < 0.9 * metrics["cut_kmeans"] - 1e-6)
+    start = project / "artifacts/mnist/start"
+    parts = {}
+    for source in ("kmeans", "umap"):
+        with np.load(start / f"from_{source}/pred.npz") as f:
+            parts[source] = f["pred_train"]
+        assert not (project / f"artifacts/mnist/start_from_{source}").exists()
+        assert not (project / f"reports/metrics/mnist/start_from_{source}.json").exists()
+    with np.load(start / "pred.npz") as f:
+        assert np.array_equal(f["pred_train"], parts[kept])
+    assert metrics["train_acc"] == metrics[f"{kept}_train_acc"]
+    with inside(project):   # the cuts, recomputed from the published partitions
+        params = load_params()
+        assert params["start"]["guard_margin"] == margin
+        data = load_prepared("mnist")
+        spec = spec_from_params(params, "mnist", data.input_shape,
+                                **start_net(params, "mnist", data.input_shape))
+        z = ae_codes("artifacts/mnist/ae_da/model.pt", spec, torch.as_tensor(data.x_train))
+        graph = umap_graph(z, params["baseline"]["umap_gmm"]["n_neighbors"], params["seed"])
+    for source, labels in parts.items():
+        assert normalized_cut(graph, labels) == pytest.approx(metrics[f"cut_{source}"])
+
+
+@pytest.mark.parametrize(("guard_from", "init_clusters", "expected"), [
+    ("umap", "kmeans", ("kmeans", "umap")),
+    ("umap", "umap", ("umap",)),       # the same start: one phase
+    (None, "kmeans", ("kmeans",)),     # no guard
+    ("kmeans", None, ("kmeans",)),     # DEC's own default is K-means (Xie et al. 2016)
+])
+def test_phase_starts(guard_from, init_clusters, expected):
+    dec = {"per_dataset": {"mnist": {"init_clusters": init_clusters}}} if init_clusters else {}
+    params = {"start": {"guard_from": guard_from, "dec": dec}}
+    assert phase_starts(params, "mnist") == expected
 
 
 def test_spiral_start_is_ae_n2d_partition_unchanged(project, monkeypatch):

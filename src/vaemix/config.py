@@ -162,7 +162,9 @@ SCHEMA: dict[str, Section] = {
                        "net": Key(OneOf(NETS)), "hidden": Key(IntList()),
                        "likelihood": Key(OneOf(LIKELIHOODS))} for ds in DATASETS},
     "pretrain": {enc: Key(Any_(), None) for enc in ENCODERS},
-    "start": {"dec_da_on": Key(Names(DATASETS)), "dec": Key(Any_())},   # vaemix.start
+    "start": {"dec_da_on": Key(Names(DATASETS)), "dec": Key(Any_()),    # vaemix.start
+              "guard_from": Key(OneOf(("kmeans", "umap"), nullable=True), None),
+              "guard_margin": Key(Number(strict=False, high=1.0), 0.0)},
     "train": {m: Key(Any_(), None) for m in METHODS},
     "baseline": {b: Key(Any_(), None) for b in BASELINES},
     "baseline.kmeans": {"n_init": Key(Int())},

@@ -16,7 +16,14 @@ On the image datasets of ``start.dec_da_on`` (default: MNIST, the one it was mea
   et al. 2020; the baseline ``ae_da+umap_gmm``), vaemix's start, where K-means ended at 0.875.
   On the MNIST dev split the CAE's start ends at 0.980 +- 0.002 transductive and 0.989 +-
   0.003 test ACC, the MLP's at 0.972 / 0.980 (3 seeds each; reports/benchmarks/
-  conv_dec_da.md, dec_da_pipeline.md).
+  conv_dec_da.md, dec_da_pipeline.md);
+- the guard (vaemix's, ``start.guard_from``): DEC-DA's phase from K-means can merge two digits
+  for good (on one CAE of three it left 400 fours among the nines: 0.935 where N2D's
+  partition of the same codes had 0.961). The phase then also runs from the N2D partition,
+  and its end replaces the first when its partition has a normalised cut (Shi & Malik 2000,
+  eq. 2) of UMAP's neighbourhood graph of ae_da's codes, the graph N2D clusters, smaller by
+  more than the fraction ``start.guard_margin`` of the first's: a merged pair and the split
+  that pays for it cut through dense neighbourhoods. No label is read.
 Elsewhere (spiral, an npz, CIFAR-100 unless listed) the start is the N2D start: the
 autoencoder ``ae`` and its ``ae+umap_gmm`` partition, published unchanged as the run ``start``.
 DEC-DA is not the default on images it was not measured on: on scikit-learn's digits (an npz of
@@ -40,8 +47,9 @@ from typing import Any
 
 from vaemix.augment import is_image
 from vaemix.data import Prepared
+from vaemix.io import METRICS_ROOT as METRICS
 from vaemix.io import read_json
-from vaemix.seeds import ARTIFACTS, run_over_seeds, seed_path, seeds_of
+from vaemix.seeds import ARTIFACTS, CURVES, run_over_seeds, seed_path, seeds_of
 
 RUN = "start"
 
@@ -94,20 +102,109 @@ def make_start(params: Mapping[str, Any], dataset: str, data: Prepared) -> dict[
     return _n2d(params, dataset)
 
 
+def phase_starts(params: Mapping[str, Any], dataset: str) -> tuple[str, ...]:
+    """The starts DEC-DA's phase runs from on ``dataset``: ``start.dec``'s ``init_clusters``,
+    then ``start.guard_from`` where it is set and differs from it."""
+    from vaemix.models import method_settings
+    from vaemix.models.dec import DEC
+
+    first = method_settings(params, "start", "dec", dataset).get(
+        "init_clusters", DEC.options["init_clusters"].default)
+    second = params["start"].get("guard_from")
+    return (first,) if second in (None, first) else (first, second)
+
+
+def candidate(source: str) -> str:
+    """The run of DEC-DA's phase from ``source`` while the guard weighs it (removed after)."""
+    return f"{RUN}_from_{source}"
+
+
 def _dec_da(params: Mapping[str, Any], dataset: str, data: Prepared) -> dict[str, Any]:
-    """DEC-DA's clustering phase (``start.dec``) from ae_da's N2D partition."""
+    """DEC-DA's clustering phase (``start.dec``) from each of :func:`phase_starts`; with two,
+    the end the guard keeps (:func:`_keep_smaller_cut`)."""
     from vaemix.runs import train_and_export
 
     init = _init(params, dataset, "ae_da", "ae_da+umap_gmm")
-    return train_and_export("dec", dataset, data, params, "start", init=init, name=RUN,
-                            overrides=start_net(params, dataset, data.input_shape))
+    net = start_net(params, dataset, data.input_shape)
+    sources = phase_starts(params, dataset)
+    if len(sources) == 1:
+        return train_and_export("dec", dataset, data, params, "start", init=init, name=RUN,
+                                overrides=net)
+    for source in sources:
+        train_and_export("dec", dataset, data, params, "start", init=init,
+                         name=candidate(source), overrides={**net, "init_clusters": source})
+    metrics = _keep_smaller_cut(params, dataset, data, sources)
+    for source in sources:
+        for folder in (ARTIFACTS / dataset, CURVES / dataset):
+            shutil.rmtree(folder / candidate(source), ignore_errors=True)
+        (METRICS / dataset / f"{candidate(source)}.json").unlink(missing_ok=True)
+    return metrics
+
+
+def guard_choice(params: Mapping[str, Any], z: Any, partitions: Mapping[str, Any],
+                 seed: int) -> tuple[str, dict[str, float]]:
+    """The guard's choice among ``partitions`` [N] of the points whose autoencoder codes are
+    ``z`` [N, d]: the one with the smallest normalised cut of UMAP's graph of z (the
+    baseline umap_gmm's ``n_neighbors``), where a later one must cut less than the one kept
+    by more than the fraction ``start.guard_margin`` of its cut; and every cut."""
+    from vaemix.models.init import smaller_cut
+    from vaemix.umap_gmm import settings_with_defaults, umap_graph
+
+    n_neighbors = settings_with_defaults(params["baseline"].get("umap_gmm"))["n_neighbors"]
+    return smaller_cut(umap_graph(z, n_neighbors, seed), partitions,
+                       params["start"]["guard_margin"])
+
+
+def _keep_smaller_cut(params: Mapping[str, Any], dataset: str, data: Prepared,
+                      sources: tuple[str, ...]) -> dict[str, Any]:
+    """Publish as ``start``, seed by seed, the phase's end whose partition of the training
+    points has the smaller normalised cut (Shi & Malik 2000) of UMAP's graph of ae_da's
+    codes (the graph N2D clusters; McConville et al. 2020), a tie keeping the first of
+    ``sources``. Both ends are scored on the one graph of the autoencoder they both started
+    from, not on their own fine-tuned encoders. No label is read. Every candidate's
+    partition is kept under ``from_<source>/pred.npz``, and its cut and scores in the
+    metrics (``cut_<source>``, ``<source>_acc``, ...; ``kept_<source>`` is 1 for the end kept)."""
+    import numpy as np
+    import torch
+
+    from vaemix.models import spec_from_params
+    from vaemix.models.init import ae_codes
+
+    seeds = seeds_of(params)
+    spec = spec_from_params(params, dataset, data.input_shape,
+                            **start_net(params, dataset, data.input_shape))
+    runs = {s: read_json(METRICS / dataset / f"{candidate(s)}.json")["per_seed"]
+            for s in sources}
+
+    def keep(seed: int, artifacts: Path, curves: Path, _checkpoint: Path) -> dict:
+        ends = {s: seed_path(ARTIFACTS / dataset / candidate(s), seed, seeds) for s in sources}
+        ae = seed_path(ARTIFACTS / dataset / "ae_da", seed, seeds) / "model.pt"
+        z = ae_codes(ae, spec, torch.as_tensor(data.x_train))
+        parts = {s: np.load(ends[s] / "pred.npz")["pred_train"] for s in sources}
+        kept, cuts = guard_choice(params, z, parts, seed)
+        print(f"{dataset}/{RUN} seed {seed}: kept DEC-DA's end from {kept} (normalised cut of "
+              f"UMAP's graph of ae_da's codes: " + ", ".join(f"{s} {c:.4f}" for s, c in
+                                                              cuts.items()) + ")", flush=True)
+        shutil.copytree(ends[kept], artifacts)
+        for s in sources:
+            (artifacts / f"from_{s}").mkdir()
+            shutil.copyfile(ends[s] / "pred.npz", artifacts / f"from_{s}" / "pred.npz")
+        if (kept_curves := seed_path(CURVES / dataset / candidate(kept), seed, seeds)).is_dir():
+            shutil.copytree(kept_curves, curves)
+        scores = {f"{s}_{k}": runs[s][str(seed)][k] for s in sources
+                  for k in ("acc", "nmi", "train_acc", "train_nmi") if k in runs[s][str(seed)]}
+        return {**runs[kept][str(seed)], **scores,
+                **{f"cut_{s}": c for s, c in cuts.items()},
+                **{f"kept_{s}": float(s == kept) for s in sources}}
+
+    return run_over_seeds(params, dataset, RUN, keep)
 
 
 def _n2d(params: Mapping[str, Any], dataset: str) -> dict[str, Any]:
     """The N2D partition of ``ae`` (the baseline ae+umap_gmm), published as ``start``."""
     seeds = seeds_of(params)
     source = ARTIFACTS / dataset / "ae+umap_gmm"
-    metrics_file = Path("reports/metrics") / dataset / "ae+umap_gmm.json"
+    metrics_file = METRICS / dataset / "ae+umap_gmm.json"
     per_seed = read_json(metrics_file)["per_seed"]
 
     def copy_seed(seed: int, artifacts: Path, _curves: Path, _checkpoint: Path) -> dict:

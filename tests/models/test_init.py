@@ -14,6 +14,7 @@ from vaemix.models.init import (
     mixture_from_labels,
     most_agreeing,
     normalized_cut,
+    smaller_cut,
     spectral_mixture,
     umap_or_spectral_mixture,
 )
@@ -119,6 +120,38 @@ def test_normalized_cut_of_two_bridged_triangles_by_hand():
     assert normalized_cut(graph, mixed) == pytest.approx(4 / 6 + 4 / 7)
     apart = sp.block_diag([graph[:3, :3], graph[3:, 3:]]).tocsr()
     assert normalized_cut(apart, sides) == 0.0
+
+
+def test_smaller_cut_keeps_the_partition_that_cuts_less_and_the_first_of_a_tie():
+    """The bridged triangles above: the two sides (ncut 2 w / (6 + w)) beat the mixed
+    partition (4/6 + 4/7) in either order; a relabelled copy of the sides ties with them
+    and the first listed is kept; a margin keeps the first unless the later one cuts less by
+    more than that fraction; with a bridge of 1e-17, the sides' cut and one cluster's 0 are
+    a tie too (rounding, not a better cut)."""
+    w = 0.5
+    graph = sp.lil_matrix((6, 6))
+    for i, j, v in [(0, 1, 1), (1, 2, 1), (0, 2, 1), (3, 4, 1), (4, 5, 1), (3, 5, 1), (2, 3, w)]:
+        graph[i, j] = graph[j, i] = v
+    graph = graph.tocsr()
+    sides, mixed = np.array([0, 0, 0, 1, 1, 1]), np.array([0, 0, 1, 1, 1, 0])
+    kept, cuts = smaller_cut(graph, {"mixed": mixed, "sides": sides})
+    assert kept == "sides"
+    assert cuts == pytest.approx({"mixed": 4 / 6 + 4 / 7, "sides": 2 * w / (6 + w)})
+    assert smaller_cut(graph, {"sides": sides, "mixed": mixed})[0] == "sides"
+    # the sides cut 1 - (2 w / (6 + w)) / (4/6 + 4/7) = 87.6 % less than the mixed partition:
+    # a later partition must cut less by more than the margin's fraction of the kept one's
+    better = 1 - cuts["sides"] / cuts["mixed"]
+    assert better == pytest.approx(0.876, abs=1e-3)
+    assert smaller_cut(graph, {"mixed": mixed, "sides": sides}, margin=0.87)[0] == "sides"
+    assert smaller_cut(graph, {"mixed": mixed, "sides": sides}, margin=0.88)[0] == "mixed"
+    assert smaller_cut(graph, {"sides": sides, "mixed": mixed}, margin=0.88)[0] == "sides"
+    assert smaller_cut(graph, {"a": sides, "b": 1 - sides})[0] == "a"
+    assert smaller_cut(graph, {"b": 1 - sides, "a": sides})[0] == "b"
+    graph[2, 3] = graph[3, 2] = 1e-17   # the sides now cut about 3e-18, one cluster 0
+    one = np.zeros(6, dtype=np.int64)
+    assert smaller_cut(graph, {"sides": sides, "one": one})[0] == "sides"
+    assert smaller_cut(graph, {"one": one, "sides": sides})[0] == "one"
+    assert smaller_cut(graph, {"sides": sides, "mixed": mixed, "one": one})[0] == "sides"
 
 
 @pytest.mark.parametrize("winner", ["spectral", "umap"])

@@ -276,6 +276,22 @@ def normalized_cut(graph: Any, labels: np.ndarray) -> float:
 CUT_TIE = 1e-6   # cuts closer than this are a tie (a cut is a sum of K ratios in [0, 1])
 
 
+def smaller_cut(graph: Any, partitions: Mapping[str, np.ndarray],
+                margin: float = 0.0) -> tuple[str, dict[str, float]]:
+    """The name of the partition [N] with the smallest :func:`normalized_cut` of ``graph``,
+    and every partition's cut. A later partition replaces the one kept so far only when its
+    cut is smaller by more than the fraction ``margin`` of that one's, and by more than
+    CUT_TIE: a tie (both 0 up to rounding, on a disconnected graph) keeps the earlier one,
+    since an exact ``<`` would decide it by the last bits of the sums, which differ between
+    CPUs' kernels."""
+    cuts = {name: normalized_cut(graph, labels) for name, labels in partitions.items()}
+    best = next(iter(cuts))
+    for name, cut in cuts.items():
+        if cut < cuts[best] * (1.0 - margin) - CUT_TIE:
+            best = name
+    return best, cuts
+
+
 @dataclass
 class CutChoice:
     """The two candidate partitions [N] of :func:`choose_by_cut`, their normalised cuts of
@@ -303,12 +319,9 @@ def choose_by_cut(z: np.ndarray, n_clusters: int, seed: int,
     spectral = np.asarray(spectral, dtype=np.int64)
     n_neighbors = settings_with_defaults((start or {}).get("umap"))["n_neighbors"]
     graph = umap_graph(z[idx], n_neighbors, seed)
-    cuts = {"umap": normalized_cut(graph, n2d[idx]), "spectral": normalized_cut(graph, spectral)}
+    chosen, cuts = smaller_cut(graph, {"umap": n2d[idx], "spectral": spectral})
     if len(idx) < len(z):
         spectral = KNeighborsClassifier(n_neighbors=1).fit(z[idx], spectral).predict(z)
-    # a tie (both cuts 0 up to rounding, on a disconnected graph) keeps umap: an exact `<`
-    # would decide it by the last bits of the sums, which differ between CPUs' kernels
-    chosen = "spectral" if cuts["spectral"] < cuts["umap"] - CUT_TIE else "umap"
     return CutChoice({"umap": n2d, "spectral": spectral}, cuts, chosen)
 
 
