@@ -39,6 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 from aspc_da import (
     aspc_pretrain,
     bench_params,
@@ -161,6 +162,9 @@ def main() -> None:
     ap.add_argument("--then-checkpoint", type=Path,
                     help="the autoencoder the --then models copy (e.g. the pipeline's MLP "
                          "ae_da); default: this CAE, the models then with the net 'cae'")
+    ap.add_argument("--then-set", nargs="*", default=[], metavar="KEY=VALUE",
+                    help="a setting of the --then models' train.<method> sections, e.g. "
+                         "anchor_weight=30 (read as YAML)")
     args, out = parse_common(ap, "conv_dec_da")
     params = bench_params(args.raw, args.seed, args.ae_epochs, args.epoch_scale)
     cae_path = (args.work / f"cae{args.ae_epochs}_s{args.seed}.pt").resolve()
@@ -168,6 +172,12 @@ def main() -> None:
     if args.then and args.then_checkpoint is None:   # the models copy this CAE
         for method in args.then:
             params["train"][method]["net"] = "cae"
+    for setting in args.then_set:
+        key, sep, value = setting.partition("=")
+        if not sep:
+            ap.error(f"--then-set {setting}: expected KEY=VALUE")
+        for method in args.then:
+            params["train"][method][key] = yaml.safe_load(value)
     os.chdir(args.work)
     prepare_dataset("mnist", params, Path("data/prepared/mnist"))
     data = load_prepared("mnist")
