@@ -3,8 +3,9 @@
 On the image datasets of ``start.dec_da_on``: DEC-DA's clustering phase (params'
 ``start.dec``) on the autoencoder ae_da (ConvDEC-DA's CAE on MNIST) from K-means or the N2D
 partition of its codes (artifacts/<dataset>/ae_da+umap_gmm); with ``start.guard_from``, from
-both, keeping the end with the smaller normalised cut (vaemix.start). Elsewhere: the N2D
-partition of ae (artifacts/<dataset>/ae+umap_gmm) unchanged.
+both, N2D's end kept if its normalised cut is smaller by ``start.guard_margin``
+(vaemix.start). Elsewhere: the N2D partition of ae (artifacts/<dataset>/ae+umap_gmm)
+unchanged.
 Either way it publishes artifacts/<dataset>/start/[seed<s>/]pred.npz, the partition that
 train@<dataset>-<method> starts from, and reports/metrics/<dataset>/start.json.
 

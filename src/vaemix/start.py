@@ -121,7 +121,7 @@ def candidate(source: str) -> str:
 
 def _dec_da(params: Mapping[str, Any], dataset: str, data: Prepared) -> dict[str, Any]:
     """DEC-DA's clustering phase (``start.dec``) from each of :func:`phase_starts`; with two,
-    the end the guard keeps (:func:`_keep_smaller_cut`)."""
+    the end the guard keeps (:func:`_keep_guard_choice`)."""
     from vaemix.runs import train_and_export
 
     init = _init(params, dataset, "ae_da", "ae_da+umap_gmm")
@@ -133,7 +133,7 @@ def _dec_da(params: Mapping[str, Any], dataset: str, data: Prepared) -> dict[str
     for source in sources:
         train_and_export("dec", dataset, data, params, "start", init=init,
                          name=candidate(source), overrides={**net, "init_clusters": source})
-    metrics = _keep_smaller_cut(params, dataset, data, sources)
+    metrics = _keep_guard_choice(params, dataset, data, sources)
     for source in sources:
         for folder in (ARTIFACTS / dataset, CURVES / dataset):
             shutil.rmtree(folder / candidate(source), ignore_errors=True)
@@ -155,15 +155,16 @@ def guard_choice(params: Mapping[str, Any], z: Any, partitions: Mapping[str, Any
                        params["start"]["guard_margin"])
 
 
-def _keep_smaller_cut(params: Mapping[str, Any], dataset: str, data: Prepared,
-                      sources: tuple[str, ...]) -> dict[str, Any]:
-    """Publish as ``start``, seed by seed, the phase's end whose partition of the training
-    points has the smaller normalised cut (Shi & Malik 2000) of UMAP's graph of ae_da's
-    codes (the graph N2D clusters; McConville et al. 2020), a tie keeping the first of
-    ``sources``. Both ends are scored on the one graph of the autoencoder they both started
-    from, not on their own fine-tuned encoders. No label is read. Every candidate's
-    partition is kept under ``from_<source>/pred.npz``, and its cut and scores in the
-    metrics (``cut_<source>``, ``<source>_acc``, ...; ``kept_<source>`` is 1 for the end kept)."""
+def _keep_guard_choice(params: Mapping[str, Any], dataset: str, data: Prepared,
+                       sources: tuple[str, ...]) -> dict[str, Any]:
+    """Publish as ``start``, seed by seed, the phase's end that :func:`guard_choice` keeps by
+    the normalised cut (Shi & Malik 2000) of its partition of the training points in UMAP's
+    graph of ae_da's codes (the graph N2D clusters; McConville et al. 2020): the first of
+    ``sources`` unless another cuts less by more than ``start.guard_margin``. Both ends are
+    scored on the one graph of the autoencoder they both started from, not on their own
+    fine-tuned encoders. No label is read. Every candidate's partition is kept under
+    ``from_<source>/pred.npz``, and its cut and scores in the metrics (``cut_<source>``,
+    ``<source>_acc``, ...; ``kept_<source>`` is 1 for the end kept)."""
     import numpy as np
     import torch
 
