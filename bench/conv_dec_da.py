@@ -39,7 +39,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from aspc_da import (
     aspc_pretrain,
     bench_params,
@@ -48,6 +47,7 @@ from aspc_da import (
     parse_common,
     record_phase,
 )
+from quality import parse_overrides
 from sklearn.cluster import KMeans
 
 from vaemix.baselines import fit_baseline
@@ -172,12 +172,11 @@ def main() -> None:
     if args.then and args.then_checkpoint is None:   # the models copy this CAE
         for method in args.then:
             params["train"][method]["net"] = "cae"
-    for setting in args.then_set:
-        key, sep, value = setting.partition("=")
-        if not sep:
-            ap.error(f"--then-set {setting}: expected KEY=VALUE")
+    if any("=" not in setting for setting in args.then_set):
+        ap.error(f"--then-set {' '.join(args.then_set)}: expected KEY=VALUE items")
+    for key, value in parse_overrides(args.then_set).items():
         for method in args.then:
-            params["train"][method][key] = yaml.safe_load(value)
+            params["train"][method][key] = value
     os.chdir(args.work)
     prepare_dataset("mnist", params, Path("data/prepared/mnist"))
     data = load_prepared("mnist")
