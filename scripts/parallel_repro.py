@@ -1,0 +1,162 @@
+"""``dvc repro`` of the whole DAG with several stages running at once.
+
+DVC runs one stage at a time. Most of a vaemix stage is single-threaded (DVC's bookkeeping,
+imports, evaluation), and small networks gain little from a second thread, so on a
+two-core machine one stage at a time leaves a core idle for much of the run. This runs
+``--jobs`` workers. Each takes the next stage whose upstream stages are done and runs it
+as ``dvc --wait-for-lock repro --single-item <stage>``: the same stage, the same command,
+the same inputs as in one sequential ``dvc repro``. DVC runs a stage's command outside its
+repository lock and queues the bookkeeping (``--wait-for-lock``), so the workers only wait
+on each other while DVC writes ``dvc.lock``. A stage that is up to date is skipped by
+DVC as usual, so a second call does nothing.
+
+Among the stages that are ready, a worker takes the one with the most stages downstream
+of it, so that long chains (an autoencoder, then the start, then every model) start first.
+Each worker's stages get ``cpu_count // jobs`` threads. Each stage's output goes to
+``logs/repro/<stage>.log``. One line per stage is printed when it ends. When a stage fails,
+no new stage starts, the running ones finish, and its log's tail is printed.
+
+With ``-S key=value`` (as ``dvc exp run -S``, by DVC's own code) it first sets those params;
+``bash scripts/repro.sh --profile <name>`` then records the finished run as an experiment
+with ``dvc exp run -S ...``, which finds every stage up to date.
+
+    python scripts/parallel_repro.py [--jobs 2] [-S key=value ...]   (from the project root)
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
+
+
+def pipeline_graph(root: Path) -> tuple[dict[str, set[str]], list[str]]:
+    """``({stage: the stages it depends on}, the stages in dvc.yaml's order)`` for every
+    stage with a command in the DVC project at ``root``."""
+    from dvc.repo import Repo
+    from dvc.stage import PipelineStage
+
+    with Repo(str(root)) as repo:
+        graph = repo.index.graph           # an edge u -> v: stage u depends on stage v
+        stages = [s for s in repo.index.stages if isinstance(s, PipelineStage)]
+        names = {s: s.addressing for s in stages}
+        deps = {names[s]: {names[d] for d in graph.successors(s) if d in names}
+                for s in stages}
+    return deps, [names[s] for s in stages]
+
+
+def downstream_counts(deps: dict[str, set[str]]) -> dict[str, int]:
+    """How many stages depend on each stage, directly or not."""
+    dependents: dict[str, set[str]] = {name: set() for name in deps}
+    for name, ups in deps.items():
+        for up in ups:
+            dependents[up].add(name)
+    memo: dict[str, set[str]] = {}
+
+    def below(name: str) -> set[str]:
+        if name not in memo:
+            memo[name] = set().union(*({d, *below(d)} for d in dependents[name]))
+        return memo[name]
+
+    return {name: len(below(name)) for name in deps}
+
+
+def next_stage(ready: list[str], counts: dict[str, int], order: list[str]) -> str:
+    """The ready stage with the most stages downstream; ties go to dvc.yaml's order."""
+    return min(ready, key=lambda name: (-counts[name], order.index(name)))
+
+
+def launch(name: str, root: Path, logs: Path, threads: int) -> tuple[subprocess.Popen, float]:
+    """Start ``dvc repro --single-item name`` with its output in ``logs/<name>.log``."""
+    env = dict(os.environ, **{var: str(threads) for var in THREAD_VARS})
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    with open(logs / f"{name}.log", "w") as log:   # the child keeps its own handle
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "dvc", "--wait-for-lock", "repro", "--single-item", name],
+            cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return proc, time.monotonic()
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    """The last ``lines`` lines of a log, progress-bar redraws dropped."""
+    text = path.read_text(errors="replace").replace("\r", "\n")
+    return "\n".join([line for line in text.splitlines() if line.strip()][-lines:])
+
+
+def run(root: Path, jobs: int, logs: Path) -> int:
+    """Run every stage of the DVC project at ``root`` that needs it, ``jobs`` at a time;
+    0 when every stage ran or was up to date."""
+    deps, order = pipeline_graph(root)
+    counts = downstream_counts(deps)
+    logs.mkdir(parents=True, exist_ok=True)
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    done: set[str] = set()
+    failed: list[str] = []
+    running: dict[str, tuple[subprocess.Popen, float]] = {}
+    start = time.monotonic()
+    print(f"{len(order)} stages, {jobs} at a time, {threads} thread(s) each; "
+          f"logs in {logs}", flush=True)
+    try:
+        while len(done) + len(failed) < len(order) and (running or not failed):
+            ready = [n for n in order if n not in done and n not in running
+                     and deps[n] <= done]
+            while ready and not failed and len(running) < jobs:
+                name = next_stage(ready, counts, order)
+                ready.remove(name)
+                running[name] = launch(name, root, logs, threads)
+            if not running:
+                break
+            time.sleep(0.5)
+            for name, (proc, began) in list(running.items()):
+                if proc.poll() is None:
+                    continue
+                del running[name]
+                if proc.returncode == 0:
+                    done.add(name)
+                else:
+                    failed.append(name)
+                skipped = "didn't change, skipping" in (logs / f"{name}.log").read_text(
+                    errors="replace")
+                state = "failed" if proc.returncode else "unchanged" if skipped else "ran"
+                print(f"[{len(done) + len(failed):>3}/{len(order)}] {state:<9} {name}  "
+                      f"{time.monotonic() - began:6.0f} s   ({(time.monotonic() - start) / 60:.1f}"
+                      " min in)", flush=True)
+    except KeyboardInterrupt:
+        for proc, _ in running.values():
+            proc.terminate()
+        raise
+    for name in failed:
+        print(f"\nstage {name} failed; the end of {logs / (name + '.log')}:\n"
+              f"{tail(logs / f'{name}.log')}", file=sys.stderr)
+    return 1 if failed or len(done) < len(order) else 0
+
+
+def set_params(assignments: list[str]) -> None:
+    """Write ``key=value`` overrides into their params files as ``dvc exp run -S`` does."""
+    from dvc.utils.cli_parse import to_path_overrides
+    from dvc.utils.hydra import apply_overrides
+
+    for path, overrides in to_path_overrides(assignments).items():
+        apply_overrides(path, overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=2, help="stages at once (default 2)")
+    parser.add_argument("--logs", type=Path, default=Path("logs/repro"),
+                        help="one log file per stage (default logs/repro)")
+    parser.add_argument("-S", "--set-param", action="append", default=[], metavar="KEY=VALUE",
+                        help="set a param first, as dvc exp run -S does")
+    args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, got {args.jobs}")
+    set_params(args.set_param)
+    return run(Path.cwd(), args.jobs, args.logs.resolve())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
