@@ -102,7 +102,7 @@ def main() -> None:
         proj = Path(scratch)
         for name in ("dvc.yaml", "pyproject.toml", ".gitignore"):
             shutil.copy(ROOT / name, proj / name)
-        for folder in ("stages", "src"):
+        for folder in ("stages", "src", "pipelines"):
             shutil.copytree(ROOT / folder, proj / folder,
                             ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
         params = tiny_params()

@@ -1,9 +1,9 @@
-"""Write each stage's own code into dvc.yaml: its script's import closure inside src/vaemix.
+"""Write each stage's own code into the dvc.yaml files: its script's import closure in src/vaemix.
 
-Every stage of dvc.yaml lists, instead of the whole package folder, the files of src/vaemix
-that its script (``python stages/<x>.py`` in its ``cmd``) may import, transitively
-(vaemix.imports: imports inside functions included). An edit to a plotting module then
-reruns only the stages that import it.
+Every stage of the DAG's dvc.yaml files (``DVC_YAMLS``: the root's and pipelines/*/) lists,
+instead of the whole package folder, the files of src/vaemix that its script (``python
+stages/<x>.py`` in its ``cmd``) may import, transitively (vaemix.imports: imports inside
+functions included). An edit to a plotting module then reruns only the stages that import it.
 
 Method modules are imported by name (vaemix.models.model_class), which no import statement
 shows. A stage that uses the registry and runs one method, ``${item.method}`` in its
@@ -14,7 +14,7 @@ IDEC). A stage that runs an encoder (``${item.encoder}``) depends on vaemix.mode
 whose script names the methods it builds (``BUILDS = ("dec",)``, start@) on those; any other
 stage that uses the registry depends on every method module.
 
-Run after changing what a stage imports; ``--check`` only says whether dvc.yaml is up to
+Run after changing what a stage imports; ``--check`` only says whether the files are up to
 date (tests/test_code_deps.py does too).
 
     python scripts/code_deps.py [--check]
@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from vaemix.imports import SRC, import_closure  # noqa: E402
 from vaemix.registry import method_file, method_names  # noqa: E402
 
-DVC_YAML = ROOT / "dvc.yaml"
+DVC_YAMLS = [ROOT / "dvc.yaml", *sorted(ROOT.glob("pipelines/*/dvc.yaml"))]
 SCRIPT_RE = re.compile(r"\bpython\s+(stages/\S+\.py)")
 METHOD_ITEM = "${item.method}"
 METHOD_DEP = f"src/vaemix/models/{METHOD_ITEM}.py"
@@ -112,15 +112,19 @@ def rewritten(text: str) -> str:
 
 
 def main(argv: list[str]) -> int:
-    text = DVC_YAML.read_text(encoding="utf-8")
-    new = rewritten(text)
-    if "--check" in argv:
-        if new != text:
-            print("dvc.yaml: code deps differ from the stages' imports; run "
-                  "python scripts/code_deps.py", file=sys.stderr)
-            return 1
-        return 0
-    DVC_YAML.write_text(new, encoding="utf-8")
+    stale = []
+    for path in DVC_YAMLS:
+        text = path.read_text(encoding="utf-8")
+        new = rewritten(text)
+        if new == text:
+            continue
+        stale.append(path.relative_to(ROOT).as_posix())
+        if "--check" not in argv:
+            path.write_text(new, encoding="utf-8")
+    if stale and "--check" in argv:
+        print(f"{', '.join(stale)}: code deps differ from the stages' imports; run "
+              "python scripts/code_deps.py", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -85,7 +85,7 @@ def stages_writing(folder: Path, files: list[str]) -> list[str]:
         for stage in repo.index.stages:
             for out in stage.outs:
                 if str(out.def_path) in wanted:
-                    found[wanted[str(out.def_path)]] = stage.name   # one dvc.yaml
+                    found[wanted[str(out.def_path)]] = stage.addressing   # with its file
     missing = sorted(set(files) - set(found))
     if missing:
         sys.exit(f"error: --refresh: no stage of the gate's DAG writes {', '.join(missing)}")

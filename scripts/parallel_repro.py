@@ -35,7 +35,7 @@ THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 
 def pipeline_graph(root: Path) -> tuple[dict[str, set[str]], list[str]]:
-    """``({stage: the stages it depends on}, the stages in dvc.yaml's order)`` for every
+    """``({stage: the stages it depends on}, the stages in DVC's order)`` for every
     stage with a command in the DVC project at ``root``."""
     from dvc.repo import Repo
     from dvc.stage import PipelineStage
@@ -66,7 +66,7 @@ def downstream_counts(deps: dict[str, set[str]]) -> dict[str, int]:
 
 
 def next_stage(ready: list[str], counts: dict[str, int], order: list[str]) -> str:
-    """The ready stage with the most stages downstream; ties go to dvc.yaml's order."""
+    """The ready stage with the most stages downstream; ties go to DVC's order."""
     return min(ready, key=lambda name: (-counts[name], order.index(name)))
 
 
@@ -87,13 +87,14 @@ def tail(path: Path, lines: int = 40) -> str:
     return "\n".join([line for line in text.splitlines() if line.strip()][-lines:])
 
 
-def run(root: Path, jobs: int, logs: Path) -> int:
-    """Run every stage of the DVC project at ``root`` that needs it, ``jobs`` at a time;
-    0 when every stage ran or was up to date."""
+def run(root: Path, jobs: int, logs: Path, threads: int | None = None) -> int:
+    """Run every stage of the DVC project at ``root`` that needs it, ``jobs`` at a time,
+    each with ``threads`` threads (default: the cores shared out); 0 when every stage ran
+    or was up to date."""
     deps, order = pipeline_graph(root)
     counts = downstream_counts(deps)
     logs.mkdir(parents=True, exist_ok=True)
-    threads = max(1, (os.cpu_count() or 1) // jobs)
+    threads = threads or max(1, (os.cpu_count() or 1) // jobs)
     done: set[str] = set()
     failed: list[str] = []
     running: dict[str, tuple[subprocess.Popen, float]] = {}
@@ -122,9 +123,9 @@ def run(root: Path, jobs: int, logs: Path) -> int:
                 skipped = "didn't change, skipping" in (logs / f"{name}.log").read_text(
                     errors="replace")
                 state = "failed" if proc.returncode else "unchanged" if skipped else "ran"
-                print(f"[{len(done) + len(failed):>3}/{len(order)}] {state:<9} {name}  "
-                      f"{time.monotonic() - began:6.0f} s   ({(time.monotonic() - start) / 60:.1f}"
-                      " min in)", flush=True)
+                print(f"[{len(done) + len(failed):>3}/{len(order)}] {state:<9} {name:<40} "
+                      f"{time.monotonic() - began:5.0f} s   {(time.monotonic() - start) / 60:5.1f}"
+                      " min in", flush=True)
     except KeyboardInterrupt:
         for proc, _ in running.values():
             proc.terminate()
@@ -149,13 +150,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=2, help="stages at once (default 2)")
     parser.add_argument("--logs", type=Path, default=Path("logs/repro"),
                         help="one log file per stage (default logs/repro)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads of each stage (default: cores // jobs)")
     parser.add_argument("-S", "--set-param", action="append", default=[], metavar="KEY=VALUE",
                         help="set a param first, as dvc exp run -S does")
     args = parser.parse_args(argv)
     if args.jobs < 1:
         parser.error(f"--jobs must be at least 1, got {args.jobs}")
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be at least 1, got {args.threads}")
     set_params(args.set_param)
-    return run(Path.cwd(), args.jobs, args.logs.resolve())
+    return run(Path.cwd(), args.jobs, args.logs.resolve(), args.threads)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@
 #                                           stage with cores/N threads; --jobs 1 is plain
 #                                           `dvc repro`, one stage at a time
 # Other arguments go to dvc (e.g. a stage name, or --force); then stages run one at a time.
+# A stage name outside the root dvc.yaml gets its file (train@spiral-vade becomes
+# pipelines/train/dvc.yaml:train@spiral-vade), as DVC addresses it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -35,6 +37,18 @@ while [ $# -gt 0 ]; do
     *) break ;;
   esac
 done
+address() {   # a stage's name as DVC addresses it (its dvc.yaml file when not the root's)
+  local family=${1%%@*} file
+  if [[ "$1" != -* && "$1" != *:* ]]; then
+    for file in pipelines/*/dvc.yaml; do
+      if grep -q "^  ${family}:" "$file"; then echo "$file:$1"; return; fi
+    done
+  fi
+  echo "$1"
+}
+targets=()
+for arg in "$@"; do targets+=("$(address "$arg")"); done
+set -- "${targets[@]}"
 args=()
 if [ -n "$profile" ]; then
   # the profile's keys as -S arguments, checked against params.yaml before anything runs

@@ -50,13 +50,13 @@ def toy_project(tmp_path_factory) -> Path:
     proj = tmp_path_factory.mktemp("toy")
     for name in ("dvc.yaml", "pyproject.toml", ".gitignore"):
         shutil.copy(ROOT / name, proj / name)
-    for folder in ("stages", "src", "scripts", "examples"):
+    for folder in ("stages", "src", "scripts", "examples", "pipelines"):
         shutil.copytree(ROOT / folder, proj / folder,
                         ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     # README, "Add a method": the module, then its name in `methods`
     shutil.copy(proj / "examples/toy_method.py", proj / "src/vaemix/models/toy.py")
     (proj / "params.yaml").write_text(yaml.safe_dump(toy_params(), sort_keys=False))
-    run([sys.executable, "scripts/code_deps.py", "--check"], proj)   # dvc.yaml needs no edit
+    run([sys.executable, "scripts/code_deps.py", "--check"], proj)   # no dvc.yaml needs an edit
     run(["git", "init", "-q"], proj)
     run(["git", "config", "user.email", "ci@example.com"], proj)
     run(["git", "config", "user.name", "ci"], proj)
@@ -68,9 +68,9 @@ def toy_project(tmp_path_factory) -> Path:
 
 
 def stale(proj: Path) -> set[str]:
-    """The stages ``dvc status`` reports changed."""
+    """The stages ``dvc status`` reports changed (by name, without their dvc.yaml file)."""
     out = run([*DVC, "status", "--json"], proj).stdout
-    return set(json.loads(out or "{}"))
+    return {name.split(":")[-1] for name in json.loads(out or "{}")}
 
 
 def test_the_new_method_runs_under_both_protocols_and_reaches_the_report(toy_project):
@@ -93,8 +93,9 @@ def edit(path: Path) -> str:
 
 
 def stages_importing(proj: Path, rel: str) -> set[str]:
-    """The dvc.yaml stages (by template name) whose code deps cover ``rel``."""
-    stages = yaml.safe_load((proj / "dvc.yaml").read_text())["stages"]
+    """The stages of the dvc.yaml files (by template name) whose code deps cover ``rel``."""
+    stages = {name: s for path in [proj / "dvc.yaml", *proj.glob("pipelines/*/dvc.yaml")]
+              for name, s in yaml.safe_load(path.read_text())["stages"].items()}
     return {name for name, s in stages.items()
             if any(rel == str(d) or rel.startswith(str(d).rstrip("/") + "/")
                    for d in s["deps"])}

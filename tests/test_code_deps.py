@@ -1,4 +1,4 @@
-"""Every stage of dvc.yaml depends on all the package code its script can run.
+"""Every stage of the DAG's dvc.yaml files depends on all the package code its script can run.
 
 For each stage, the script of its ``cmd`` (``stages/<x>.py``) is parsed with ``ast`` and its
 imports are followed transitively inside ``src/vaemix`` (imports inside functions included,
@@ -14,11 +14,34 @@ from pathlib import Path
 
 import yaml
 
-from scripts.code_deps import METHOD_ITEM, SCRIPT_RE, stage_files
+from scripts.code_deps import DVC_YAMLS, METHOD_ITEM, SCRIPT_RE, stage_files
 from vaemix.imports import SRC, import_closure
 from vaemix.registry import method_file, method_names
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def all_stages() -> dict:
+    """Every stage template of the DAG's dvc.yaml files (the root's and pipelines/*/), by name."""
+    stages: dict = {}
+    for path in DVC_YAMLS:
+        for name, stage in yaml.safe_load(path.read_text(encoding="utf-8"))["stages"].items():
+            assert name not in stages, f"{path}: stage {name} is defined twice"
+            stages[name] = stage
+    return stages
+
+
+def test_the_dag_is_split_into_files_that_run_in_the_root():
+    """pipelines/<group>/dvc.yaml (each its own, smaller dvc.lock): every stage runs in the
+    project root and reads the root's params.yaml, so paths and params are the root's."""
+    assert [p.relative_to(ROOT).as_posix() for p in DVC_YAMLS] == [
+        "dvc.yaml", *(f"pipelines/{g}/dvc.yaml" for g in
+                      ("baselines", "moe", "paper", "sweep", "train"))]
+    for path in DVC_YAMLS[1:]:
+        spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+        assert spec["vars"] == ["../../params.yaml"], path
+        assert all(stage["wdir"] == "../.." for stage in spec["stages"].values()), path
+    assert len(all_stages()) == 17
 
 
 def _covers(dep: str, rel: str) -> bool:
@@ -50,9 +73,10 @@ def uncovered(dvc_yaml: str) -> dict[str, list[str]]:
 
 
 def test_every_stage_depends_on_all_the_code_it_imports():
-    missing = uncovered((ROOT / "dvc.yaml").read_text(encoding="utf-8"))
-    assert not missing, "dvc.yaml: stages miss code deps: " + "; ".join(
-        f"{stage}: {', '.join(files)}" for stage, files in missing.items())
+    for path in DVC_YAMLS:
+        missing = uncovered(path.read_text(encoding="utf-8"))
+        assert not missing, f"{path}: stages miss code deps: " + "; ".join(
+            f"{stage}: {', '.join(files)}" for stage, files in missing.items())
 
 
 def test_the_closure_follows_imports_inside_functions_and_submodules():
@@ -111,9 +135,10 @@ def test_each_stage_lists_exactly_its_own_code():
     to a module reruns exactly the stages that import it); scripts/code_deps.py writes them."""
     from scripts.code_deps import rewritten
 
-    text = (ROOT / "dvc.yaml").read_text(encoding="utf-8")
-    assert rewritten(text) == text, "dvc.yaml: run python scripts/code_deps.py"
-    stages = yaml.safe_load(text)["stages"]
+    for path in DVC_YAMLS:
+        text = path.read_text(encoding="utf-8")
+        assert rewritten(text) == text, f"{path}: run python scripts/code_deps.py"
+    stages = all_stages()
     assert "src/vaemix" not in [str(d).rstrip("/") for s in stages.values() for d in s["deps"]]
     # evaluate and report read metrics files and draw: no model, no training loop
     for name in ("evaluate", "report", "baselines", "prepare"):
@@ -144,7 +169,7 @@ def test_a_listed_file_the_stage_does_not_import_is_dropped():
 def test_a_stage_that_trains_one_method_depends_on_that_module_alone():
     """train@<ds>-<m> lists models/${item.method}.py and the code the method modules share,
     not the other methods: an edit to vade.py leaves dmvae's stages up to date."""
-    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    stages = all_stages()
     for name in ("train", "train_paper", "train_paper_start"):
         code = {str(d) for d in stages[name]["deps"] if str(d).startswith("src/")}
         assert "src/vaemix/models/${item.method}.py" in code, name
@@ -186,7 +211,7 @@ def test_the_sweep_pretrains_only_its_encoders_and_its_runs_need_no_autoencoder(
     """pretrain_z@ runs over latent_sweep.encoders (not every encoder), and train_z@ reads
     no pretrained artifact: its runs start from random networks (stages/sweep.py refuses a
     recipe that does not)."""
-    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+    stages = all_stages()
     assert stages["pretrain_z"]["matrix"]["encoder"] == "${latent_sweep.encoders}"
     assert not [d for d in stages["train_z"]["deps"] if str(d).startswith("artifacts/")]
     params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))

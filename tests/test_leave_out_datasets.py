@@ -37,7 +37,7 @@ def test_leaving_datasets_out_validates_and_builds_a_closed_pipeline(tmp_path, d
     validate(params)
     shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    for folder in ("stages", "src"):
+    for folder in ("stages", "src", "pipelines"):
         shutil.copytree(ROOT / folder, tmp_path / folder,
                         ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     Repo.init(str(tmp_path), no_scm=True)

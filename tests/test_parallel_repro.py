@@ -94,8 +94,8 @@ def test_order_prefers_long_chains():
     assert parallel_repro.next_stage(["f", "c"], counts, order) == "c"   # a tie: dvc.yaml order
 
 
-@pytest.mark.parametrize("jobs", ["0", "-1"])
-def test_jobs_must_be_positive(jobs, capsys):
+@pytest.mark.parametrize("option, value", [("--jobs", "0"), ("--jobs", "-1"), ("--threads", "0")])
+def test_counts_must_be_positive(option, value, capsys):
     with pytest.raises(SystemExit):
-        parallel_repro.main(["--jobs", jobs])
-    assert "--jobs must be at least 1" in capsys.readouterr().err
+        parallel_repro.main([option, value])
+    assert f"{option} must be at least 1" in capsys.readouterr().err

@@ -34,7 +34,7 @@ def project(tmp_path_factory) -> Path:
     proj = tmp_path_factory.mktemp("sweep")
     for name in ("dvc.yaml", "pyproject.toml", ".gitignore", "tolerances.yaml"):
         shutil.copy(ROOT / name, proj / name)
-    for folder in ("stages", "src"):
+    for folder in ("stages", "src", "pipelines"):
         shutil.copytree(ROOT / folder, proj / folder,
                         ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     params = tiny_params()
