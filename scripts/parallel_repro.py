@@ -70,11 +70,16 @@ def next_stage(ready: list[str], counts: dict[str, int], order: list[str]) -> st
     return min(ready, key=lambda name: (-counts[name], order.index(name)))
 
 
+def log_path(logs: Path, name: str) -> Path:
+    """``logs/<stage>.log``, the stage's name without its dvc.yaml file (names are unique)."""
+    return logs / f"{name.rsplit(':', 1)[-1]}.log"
+
+
 def launch(name: str, root: Path, logs: Path, threads: int) -> tuple[subprocess.Popen, float]:
-    """Start ``dvc repro --single-item name`` with its output in ``logs/<name>.log``."""
+    """Start ``dvc repro --single-item name`` with its output in its log file."""
     env = dict(os.environ, **{var: str(threads) for var in THREAD_VARS})
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    with open(logs / f"{name}.log", "w") as log:   # the child keeps its own handle
+    with open(log_path(logs, name), "w") as log:   # the child keeps its own handle
         proc = subprocess.Popen(
             [sys.executable, "-m", "dvc", "--wait-for-lock", "repro", "--single-item", name],
             cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -120,7 +125,7 @@ def run(root: Path, jobs: int, logs: Path, threads: int | None = None) -> int:
                     done.add(name)
                 else:
                     failed.append(name)
-                skipped = "didn't change, skipping" in (logs / f"{name}.log").read_text(
+                skipped = "didn't change, skipping" in log_path(logs, name).read_text(
                     errors="replace")
                 state = "failed" if proc.returncode else "unchanged" if skipped else "ran"
                 print(f"[{len(done) + len(failed):>3}/{len(order)}] {state:<9} {name:<40} "
@@ -131,8 +136,8 @@ def run(root: Path, jobs: int, logs: Path, threads: int | None = None) -> int:
             proc.terminate()
         raise
     for name in failed:
-        print(f"\nstage {name} failed; the end of {logs / (name + '.log')}:\n"
-              f"{tail(logs / f'{name}.log')}", file=sys.stderr)
+        print(f"\nstage {name} failed; the end of {log_path(logs, name)}:\n"
+              f"{tail(log_path(logs, name))}", file=sys.stderr)
     return 1 if failed or len(done) < len(order) else 0
 
 

@@ -2,7 +2,9 @@
 
 A diamond (top -> left, right -> bottom) of shell stages that stamp the time they start
 and end: every stage runs after the stages it depends on, the two middle ones at once, a
-second call finds everything up to date, and a failing stage stops its dependents."""
+second call finds everything up to date, and a failing stage stops its dependents. As in
+vaemix's DAG, part of it (``bottom``) lives in a second dvc.yaml, in a sub-folder, that runs
+in the project root (``wdir: ..``)."""
 from __future__ import annotations
 
 import importlib.util
@@ -22,6 +24,9 @@ DIAMOND = {"top": ([], 0), "left": (["top"], 3), "right": (["top"], 3),
            "bottom": (["left", "right"], 0)}
 
 
+SUB = {"bottom"}   # the stages of sub/dvc.yaml
+
+
 def stage(name: str, ups: list[str], sleep: float, fail: bool = False) -> str:
     """A dvc.yaml stage that writes out/<name> (start time, end time) after ``sleep`` s."""
     out = f"out/{name}"
@@ -30,7 +35,8 @@ def stage(name: str, ups: list[str], sleep: float, fail: bool = False) -> str:
     if fail:
         cmd = "echo 'this stage breaks' && exit 3"
     deps = "".join(f"\n      - out/{up}" for up in ups)
-    return (f"  {name}:\n    cmd: {cmd}\n" + (f"    deps:{deps}\n" if ups else "")
+    wdir = "    wdir: ..\n" if name in SUB else ""
+    return (f"  {name}:\n    cmd: {cmd}\n{wdir}" + (f"    deps:{deps}\n" if ups else "")
             + f"    outs:\n      - {out}\n")
 
 
@@ -38,8 +44,10 @@ def project(tmp_path: Path, failing: str | None = None) -> Path:
     """A git + DVC project holding the diamond; ``failing`` names a stage that exits 3."""
     proj = tmp_path / "proj"
     (proj / "out").mkdir(parents=True)
-    (proj / "dvc.yaml").write_text("stages:\n" + "".join(
-        stage(name, ups, sleep, name == failing) for name, (ups, sleep) in DIAMOND.items()))
+    (proj / "sub").mkdir()
+    for path, names in ((proj / "dvc.yaml", DIAMOND.keys() - SUB), (proj / "sub/dvc.yaml", SUB)):
+        path.write_text("stages:\n" + "".join(
+            stage(name, *DIAMOND[name], name == failing) for name in sorted(names)))
     for cmd in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"],
                 [sys.executable, "-m", "dvc", "config", "core.analytics", "false"]):
         subprocess.run(cmd, cwd=proj, check=True, capture_output=True)
