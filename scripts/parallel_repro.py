@@ -70,9 +70,14 @@ def next_stage(ready: list[str], counts: dict[str, int], order: list[str]) -> st
     return min(ready, key=lambda name: (-counts[name], order.index(name)))
 
 
+def short(name: str) -> str:
+    """A stage's name without its dvc.yaml file (the names are unique across the files)."""
+    return name.rsplit(":", 1)[-1]
+
+
 def log_path(logs: Path, name: str) -> Path:
-    """``logs/<stage>.log``, the stage's name without its dvc.yaml file (names are unique)."""
-    return logs / f"{name.rsplit(':', 1)[-1]}.log"
+    """``logs/<stage>.log``."""
+    return logs / f"{short(name)}.log"
 
 
 def launch(name: str, root: Path, logs: Path, threads: int) -> tuple[subprocess.Popen, float]:
@@ -128,7 +133,7 @@ def run(root: Path, jobs: int, logs: Path, threads: int | None = None) -> int:
                 skipped = "didn't change, skipping" in log_path(logs, name).read_text(
                     errors="replace")
                 state = "failed" if proc.returncode else "unchanged" if skipped else "ran"
-                print(f"[{len(done) + len(failed):>3}/{len(order)}] {state:<9} {name:<40} "
+                print(f"[{len(done) + len(failed):>3}/{len(order)}] {state:<9} {short(name):<40} "
                       f"{time.monotonic() - began:5.0f} s   {(time.monotonic() - start) / 60:5.1f}"
                       " min in", flush=True)
     except KeyboardInterrupt:
