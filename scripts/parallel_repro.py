@@ -14,7 +14,8 @@ Among the stages that are ready, a worker takes the one with the most stages dow
 of it, so that long chains (an autoencoder, then the start, then every model) start first.
 Each worker's stages get ``cpu_count // jobs`` threads. Each stage's output goes to
 ``logs/repro/<stage>.log``. One line per stage is printed when it ends. When a stage fails,
-no new stage starts, the running ones finish, and its log's tail is printed.
+no new stage starts, the running ones finish, and its log's tail is printed. Ctrl-C or a
+kill stops every running stage (each runs in its own process group) and exits with 130.
 
 With ``-S key=value`` (as ``dvc exp run -S``, by DVC's own code) it first sets those params;
 ``bash scripts/repro.sh --profile <name>`` then records the finished run as an experiment
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -136,14 +138,18 @@ def run(root: Path, jobs: int, logs: Path, threads: int | None = None) -> int:
                 print(f"[{len(done) + len(failed):>3}/{len(order)}] {state:<9} {short(name):<40} "
                       f"{time.monotonic() - began:5.0f} s   {(time.monotonic() - start) / 60:5.1f}"
                       " min in", flush=True)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:   # each stage runs in its own session: stop its whole group
         for proc, _ in running.values():
-            proc.terminate()
+            os.killpg(proc.pid, signal.SIGTERM)
         raise
     for name in failed:
         print(f"\nstage {name} failed; the end of {log_path(logs, name)}:\n"
               f"{tail(log_path(logs, name))}", file=sys.stderr)
     return 1 if failed or len(done) < len(order) else 0
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def set_params(assignments: list[str]) -> None:
@@ -170,7 +176,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads is not None and args.threads < 1:
         parser.error(f"--threads must be at least 1, got {args.threads}")
     set_params(args.set_param)
-    return run(Path.cwd(), args.jobs, args.logs.resolve(), args.threads)
+    signal.signal(signal.SIGINT, signal.default_int_handler)   # stop the stages on Ctrl-C
+    signal.signal(signal.SIGTERM, _stop)                        # or on kill
+    try:
+        return run(Path.cwd(), args.jobs, args.logs.resolve(), args.threads)
+    except KeyboardInterrupt:
+        print("interrupted: the running stages were stopped", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

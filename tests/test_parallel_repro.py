@@ -8,8 +8,11 @@ in the project root (``wdir: ..``)."""
 from __future__ import annotations
 
 import importlib.util
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -107,3 +110,38 @@ def test_counts_must_be_positive(option, value, capsys):
     with pytest.raises(SystemExit):
         parallel_repro.main([option, value])
     assert f"{option} must be at least 1" in capsys.readouterr().err
+
+
+def test_an_interrupt_stops_the_running_stages(tmp_path):
+    """SIGTERM (or Ctrl-C) stops every running stage's process group, not just DVC."""
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    marker = f"sleep 97.{os.getpid()}"    # a command only this test runs
+    (proj / "dvc.yaml").write_text("stages:\n" + "".join(
+        f"  {n}:\n    cmd: {marker}{i} && touch {n}\n    outs:\n      - {n}\n"
+        for i, n in enumerate(("one", "two"))))
+    for cmd in (["git", "init", "-q"], [sys.executable, "-m", "dvc", "init", "-q"]):
+        subprocess.run(cmd, cwd=proj, check=True, capture_output=True)
+    runner = subprocess.Popen([sys.executable, str(ROOT / "scripts/parallel_repro.py")],
+                              cwd=proj, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    def running() -> list[str]:
+        """The processes whose command line holds ``marker`` (from /proc)."""
+        found = []
+        for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+            try:
+                if marker.encode() in cmdline.read_bytes():
+                    found.append(cmdline.parent.name)
+            except OSError:   # the process ended meanwhile
+                pass
+        return found
+
+    deadline = time.time() + 60
+    while len(running()) < 2 and time.time() < deadline:
+        time.sleep(0.2)
+    assert len(running()) >= 2, "the stages did not start"
+    runner.send_signal(signal.SIGTERM)
+    _, err = runner.communicate(timeout=60)
+    assert runner.returncode == 130 and "interrupted" in err
+    time.sleep(1)
+    assert running() == []
