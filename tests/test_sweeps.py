@@ -1,9 +1,11 @@
 """Parameter sweeps through DVC's experiment queue, as the README documents them.
 
-A one-method project (tiny spiral, `vade` and the AE with its N2D start) in a temporary git repo;
-one `dvc exp run --queue -S 'train.vade.lr=A,B'` queues a two-point grid, `dvc queue start
---jobs 2` runs it with two workers, and `dvc exp show` must then list both experiments
-with their learning rate and a finite test ACC of their own.
+A one-method project (tiny spiral, `vade` and the AE with its N2D start) in a temporary git repo,
+reproduced once and its dvc.lock files committed; one `dvc exp run --queue -S
+'train.vade.lr=A,B'` queues a two-point grid, `dvc queue start --jobs 2` runs it with two
+workers, each of which restores the unchanged stages from DVC's cache and runs only VaDE's
+training, evaluate and report; `dvc exp show` must then list both experiments with their
+learning rate and a finite test ACC of their own.
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.test_pipeline_e2e import ROOT, run, tiny_params
+from tests.test_pipeline_e2e import ROOT, run, stages_run, tiny_params
 
 pytestmark = pytest.mark.slow
-LRS = (0.0005, 0.003)
+LRS = (0.001, 0.003)   # both unlike the committed run's lr
 
 
 def dvc(proj: Path, *args: str) -> subprocess.CompletedProcess:
@@ -51,6 +53,9 @@ def project(tmp_path_factory) -> Path:
     dvc(proj, "config", "core.analytics", "false")
     run(["git", "add", "-A"], proj)
     run(["git", "commit", "-qm", "one-method profile"], proj)
+    dvc(proj, "repro")                     # the baseline every queued run starts from
+    run(["git", "add", "-A"], proj)        # its dvc.lock files; the outputs are in the cache
+    run(["git", "commit", "-qm", "reproduced"], proj)
     return proj
 
 
@@ -62,6 +67,8 @@ def experiments(proj: Path) -> dict[str, dict]:
 
 
 def test_queued_grid_runs_with_two_workers(project):
+    committed = yaml.safe_load((project / "params.yaml").read_text())["train"]["vade"]["lr"]
+    assert committed not in LRS   # each point of the grid must rerun VaDE's training
     queued = dvc(project, "exp", "run", "--queue", "-S", "train.vade.lr=" + ",".join(map(str, LRS)))
     assert queued.stdout.count("Queued experiment") == len(LRS), queued.stdout
     dvc(project, "queue", "start", "--jobs", "2")
@@ -76,6 +83,9 @@ def test_queued_grid_runs_with_two_workers(project):
 
     exps = experiments(project)
     assert len(exps) == len(LRS), exps.keys()
+    for name in exps:   # the committed stages come from the cache; only what lr changes runs
+        ran = stages_run(dvc(project, "queue", "logs", name).stdout)
+        assert ran == {"train@spiral-vade", "evaluate", "report"}, (name, ran)
     seen = {}
     for name, data in exps.items():
         lr = data["params"]["params.yaml"]["data"]["train"]["vade"]["lr"]
