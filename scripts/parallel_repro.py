@@ -31,6 +31,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
@@ -99,53 +100,87 @@ def tail(path: Path, lines: int = 40) -> str:
     return "\n".join([line for line in text.splitlines() if line.strip()][-lines:])
 
 
+@dataclass
+class Progress:
+    """The stages of one run: their upstream stages, which are done, failed or running."""
+
+    deps: dict[str, set[str]]
+    order: list[str]
+    counts: dict[str, int]
+    logs: Path
+    done: set[str] = field(default_factory=set)
+    failed: list[str] = field(default_factory=list)
+    running: dict[str, tuple[subprocess.Popen, float]] = field(default_factory=dict)
+    began: float = field(default_factory=time.monotonic)
+
+    def ready(self) -> list[str]:
+        """The stages not started whose upstream stages are all done, in DAG order."""
+        return [n for n in self.order if n not in self.done and n not in self.running
+                and self.deps[n] <= self.done]
+
+    def more_to_run(self) -> bool:
+        """Whether a stage is running, or one could still start (none has failed)."""
+        ended = len(self.done) + len(self.failed)
+        return ended < len(self.order) and (bool(self.running) or not self.failed)
+
+    def ended(self, name: str, proc: subprocess.Popen, started: float) -> None:
+        """Record a finished stage and print its line: ran, unchanged or failed."""
+        if proc.returncode == 0:
+            self.done.add(name)
+        else:
+            self.failed.append(name)
+        skipped = "didn't change, skipping" in log_path(self.logs, name).read_text(
+            errors="replace")
+        state = "failed" if proc.returncode else "unchanged" if skipped else "ran"
+        now = time.monotonic()
+        print(f"[{len(self.done) + len(self.failed):>3}/{len(self.order)}] {state:<9} "
+              f"{short(name):<40} {now - started:5.0f} s   {(now - self.began) / 60:5.1f} min in",
+              flush=True)
+
+
+def fill_workers(progress: Progress, jobs: int, root: Path, threads: int) -> None:
+    """Start ready stages, most stages downstream first, until ``jobs`` run; none after a
+    failure."""
+    ready = progress.ready()
+    while ready and not progress.failed and len(progress.running) < jobs:
+        name = next_stage(ready, progress.counts, progress.order)
+        ready.remove(name)
+        progress.running[name] = launch(name, root, progress.logs, threads)
+
+
+def reap(progress: Progress) -> None:
+    """Record every running stage that has ended."""
+    for name, (proc, started) in list(progress.running.items()):
+        if proc.poll() is not None:
+            del progress.running[name]
+            progress.ended(name, proc, started)
+
+
 def run(root: Path, jobs: int, logs: Path, threads: int | None = None) -> int:
     """Run every stage of the DVC project at ``root`` that needs it, ``jobs`` at a time,
     each with ``threads`` threads (default: the cores shared out); 0 when every stage ran
     or was up to date."""
     deps, order = pipeline_graph(root)
-    counts = downstream_counts(deps)
+    progress = Progress(deps, order, downstream_counts(deps), logs)
     logs.mkdir(parents=True, exist_ok=True)
     threads = threads or max(1, (os.cpu_count() or 1) // jobs)
-    done: set[str] = set()
-    failed: list[str] = []
-    running: dict[str, tuple[subprocess.Popen, float]] = {}
-    start = time.monotonic()
     print(f"{len(order)} stages, {jobs} at a time, {threads} thread(s) each; "
           f"logs in {logs}", flush=True)
     try:
-        while len(done) + len(failed) < len(order) and (running or not failed):
-            ready = [n for n in order if n not in done and n not in running
-                     and deps[n] <= done]
-            while ready and not failed and len(running) < jobs:
-                name = next_stage(ready, counts, order)
-                ready.remove(name)
-                running[name] = launch(name, root, logs, threads)
-            if not running:
+        while progress.more_to_run():
+            fill_workers(progress, jobs, root, threads)
+            if not progress.running:
                 break
             time.sleep(0.5)
-            for name, (proc, began) in list(running.items()):
-                if proc.poll() is None:
-                    continue
-                del running[name]
-                if proc.returncode == 0:
-                    done.add(name)
-                else:
-                    failed.append(name)
-                skipped = "didn't change, skipping" in log_path(logs, name).read_text(
-                    errors="replace")
-                state = "failed" if proc.returncode else "unchanged" if skipped else "ran"
-                print(f"[{len(done) + len(failed):>3}/{len(order)}] {state:<9} {short(name):<40} "
-                      f"{time.monotonic() - began:5.0f} s   {(time.monotonic() - start) / 60:5.1f}"
-                      " min in", flush=True)
+            reap(progress)
     except KeyboardInterrupt:   # each stage runs in its own session: stop its whole group
-        for proc, _ in running.values():
+        for proc, _ in progress.running.values():
             os.killpg(proc.pid, signal.SIGTERM)
         raise
-    for name in failed:
+    for name in progress.failed:
         print(f"\nstage {name} failed; the end of {log_path(logs, name)}:\n"
               f"{tail(log_path(logs, name))}", file=sys.stderr)
-    return 1 if failed or len(done) < len(order) else 0
+    return 1 if progress.failed or len(progress.done) < len(order) else 0
 
 
 def _stop(signum: int, frame: object) -> None:

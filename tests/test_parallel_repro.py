@@ -20,6 +20,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SPEC = importlib.util.spec_from_file_location("parallel_repro", ROOT / "scripts/parallel_repro.py")
 parallel_repro = importlib.util.module_from_spec(SPEC)
+sys.modules[SPEC.name] = parallel_repro   # its dataclass looks itself up there
 SPEC.loader.exec_module(parallel_repro)
 
 STAMP = "python -c \"import time; print(time.time())\" >> {out}"
