@@ -16,8 +16,7 @@ K-means starts and keeps the one of the highest likelihood. On a spiral's codes 
 five, often stopped in a local optimum that splits an arm and merges two others: over ten
 UMAP seeds of one set of codes, 5 restarts gave ACC 0.68-0.95 (mean 0.797) and 50 gave
 0.82-0.95 (mean 0.897), the likelihood as high or higher on every seed; on MNIST both gave
-the same partition
-(reports/benchmarks/README.md, "The spiral start and the GMM's restarts").
+the same partition (reports/benchmarks/README.md, "The spiral start and the GMM's restarts").
 
 Neighbours: vaemix's, not N2D's. UMAP is given each point's exact nearest neighbours at every
 size (:func:`exact_neighbours`), as umap-learn itself finds them below 4,096 points; above,
