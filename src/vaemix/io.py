@@ -143,12 +143,18 @@ def save_torch(path: str | os.PathLike, obj: Any) -> None:
         torch.save(obj, tmp)
 
 
-def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 110) -> None:
-    """Save a matplotlib figure atomically as PNG (no timestamp metadata) and close it."""
+def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 110, tight: bool = False) -> None:
+    """Save a matplotlib figure atomically as PNG (no timestamp metadata) and close it.
+
+    The figure is saved as laid out. ``tight`` crops it to what is drawn instead, at the
+    cost of a second draw: matplotlib draws once to measure and once to save, and on a
+    figure with many tick labels the two draws are most of the report stage's time.
+    """
     import matplotlib.pyplot as plt
 
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight", metadata={"Software": None})
+        fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight" if tight else None,
+                    metadata={"Software": None})
     plt.close(fig)
 
 

@@ -37,6 +37,30 @@ UNLABELLED = -1
 _GREY = (0.6, 0.6, 0.6, 0.5)
 
 
+# --- layout ---------------------------------------------------------------------------
+
+def set_margins(
+    fig: Any, left: float = 0.6, right: float = 0.2, bottom: float = 0.5, top: float = 0.6,
+    wspace: float = 0.6, hspace: float = 0.7,
+) -> None:
+    """Place the figure's grid of subplots with margins and gaps given in inches.
+
+    Room for tick labels, axis labels and titles is reserved by size instead of measured:
+    a layout engine (``tight_layout``, ``constrained``) or ``bbox_inches="tight"`` measures
+    every text by drawing the figure once more, which took most of the report stage's
+    time on the curves and confusion figures (one run has five figures; a report, 300).
+    """
+    width, height = fig.get_size_inches()
+    nrows, ncols = fig.axes[0].get_subplotspec().get_gridspec().get_geometry()
+    ax_w = (width - left - right - (ncols - 1) * wspace) / ncols
+    ax_h = (height - bottom - top - (nrows - 1) * hspace) / nrows
+    if ax_w <= 0 or ax_h <= 0:
+        raise ValueError(f"a {width:g} x {height:g} in figure has no room for {nrows} x "
+                         f"{ncols} panels inside these margins")
+    fig.subplots_adjust(left=left / width, right=1 - right / width, bottom=bottom / height,
+                        top=1 - top / height, wspace=wspace / ax_w, hspace=hspace / ax_h)
+
+
 # --- shapes and colours ---------------------------------------------------------------
 
 def as_images(x: np.ndarray) -> np.ndarray | None:
@@ -180,7 +204,8 @@ def plot_reconstructions(
             ax.set_title(name, fontsize=8)
     if imgs is None:
         fig.suptitle(title)
-    save_figure(fig, path)
+        set_margins(fig, top=0.6 if title else 0.3)
+    save_figure(fig, path, tight=imgs is not None)  # an image grid is cropped to its labels
 
 
 # --- latent space ---------------------------------------------------------------------
@@ -259,6 +284,7 @@ def plot_latents(
         ax.set_ylabel(f"{axis} 2", fontsize=8)
         ax.tick_params(labelsize=7)
     fig.suptitle(title)
+    set_margins(fig, left=0.75, right=0.15, bottom=0.5, top=0.65, wspace=0.75)
     save_figure(fig, path)
 
 
@@ -292,7 +318,10 @@ def plot_confusion(y_true: np.ndarray, y_pred: np.ndarray, path: PathLike, title
     ax.set_xticks(range(n_cols), [str(j) for j in range(n_cols)], fontsize=6)
     ax.set_ylabel("true class")
     ax.set_xlabel("cluster (matched order)")
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of class")
+    set_margins(fig, left=0.65, right=0.75, bottom=0.55, top=0.35)
+    cax = fig.add_axes((1 - 0.65 / fig.get_figwidth(), ax.get_position().y0,
+                        0.12 / fig.get_figwidth(), ax.get_position().height))
+    fig.colorbar(im, cax=cax, label="fraction of class")
     ax.set_title(title, fontsize=9)
     save_figure(fig, path)
 
@@ -341,7 +370,7 @@ def plot_curves(curves_dir: PathLike, path: PathLike, title: str = "") -> None:
     for ax in axes.ravel()[n:]:
         ax.set_axis_off()
     fig.suptitle(title)
-    fig.tight_layout()
+    set_margins(fig, left=0.75, right=0.15, bottom=0.45, top=0.7, wspace=0.75, hspace=0.7)
     save_figure(fig, path)
 
 
@@ -389,7 +418,11 @@ def plot_samples_per_cluster(
             ax.set_ylabel(str(i), rotation=0, fontsize=7, labelpad=8)
     if imgs is None:
         fig.suptitle(title)
-    save_figure(fig, path)
+        if is_points_2d(flat):
+            set_margins(fig, bottom=0.45, top=0.45)
+        else:  # a heat map per cluster, no ticks
+            set_margins(fig, left=0.45, right=0.15, bottom=0.2, top=0.55, hspace=0.1)
+    save_figure(fig, path, tight=imgs is not None)  # an image grid is cropped to its labels
 
 
 # --- summary bars ---------------------------------------------------------------------
