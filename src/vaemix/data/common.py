@@ -157,7 +157,7 @@ def save_samples(x: np.ndarray, y: np.ndarray, path: Path, title: str) -> None:
         ax.scatter(flat[:, 0], flat[:, 1], c=y, cmap="tab20", s=3, linewidths=0)
         ax.set_aspect("equal", adjustable="datalim")
     ax.set_title(title)
-    save_figure(fig, path)
+    save_figure(fig, path, tight=True)  # one figure a dataset: cropped to its labels
 
 
 def build_card(
