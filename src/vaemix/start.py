@@ -92,7 +92,8 @@ def _init(params: Mapping[str, Any], dataset: str, encoder: str, partition: str,
     """A model's ``init``: ``encoder``'s checkpoint and the run ``partition``'s pred.npz."""
     return {"ae_checkpoint": ARTIFACTS / dataset / encoder / "model.pt",
             "start": {"umap": params["baseline"].get("umap_gmm"),
-                      "file": ARTIFACTS / dataset / partition / "pred.npz", "final": final}}
+                      "file": ARTIFACTS / dataset / partition / "pred.npz", "final": final,
+                      "margin": params["start"]["guard_margin"]}}
 
 
 def make_start(params: Mapping[str, Any], dataset: str, data: Prepared) -> dict[str, Any]:

@@ -308,9 +308,12 @@ def choose_by_cut(z: np.ndarray, n_clusters: int, seed: int,
     """The N2D partition (:func:`umap_mixture`) and the spectral one (:func:`spectral_labels`,
     k = SPECTRAL_NEIGHBOURS), each scored by its :func:`normalized_cut` of UMAP's
     neighbourhood graph of z (:func:`vaemix.umap_gmm.umap_graph`, the baseline's
-    ``n_neighbors``); a tie keeps umap. Above ``max_points`` points both are scored on a
-    seeded subset, and the spectral partition is extended to every point by its nearest
-    clustered neighbour."""
+    ``n_neighbors``). Spectral replaces umap only when its cut is smaller by more than the
+    fraction ``start["margin"]`` of umap's (vaemix.start passes ``start.guard_margin``;
+    without it, any smaller cut): on scikit-learn's digits spectral cut 0.4 % less and was 9
+    points worse, on a spiral whose arms do not touch it cut 52 % less and was 30 points
+    better. Above ``max_points`` points both are scored on a seeded subset, and the
+    spectral partition is extended to every point by its nearest clustered neighbour."""
     n2d = umap_mixture(z, n_clusters, seed, start).labels
     rng = np.random.default_rng(seed)
     idx = (np.sort(rng.choice(len(z), size=max_points, replace=False))
@@ -319,7 +322,8 @@ def choose_by_cut(z: np.ndarray, n_clusters: int, seed: int,
     spectral = np.asarray(spectral, dtype=np.int64)
     n_neighbors = settings_with_defaults((start or {}).get("umap"))["n_neighbors"]
     graph = umap_graph(z[idx], n_neighbors, seed)
-    chosen, cuts = smaller_cut(graph, {"umap": n2d[idx], "spectral": spectral})
+    chosen, cuts = smaller_cut(graph, {"umap": n2d[idx], "spectral": spectral},
+                               (start or {}).get("margin", 0.0))
     if len(idx) < len(z):
         spectral = KNeighborsClassifier(n_neighbors=1).fit(z[idx], spectral).predict(z)
     return CutChoice({"umap": n2d, "spectral": spectral}, cuts, chosen)
