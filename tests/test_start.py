@@ -24,7 +24,7 @@ pytestmark = pytest.mark.slow
     ("spiral", (2,), "ae"),               # listed, but not images: N2D
 ])
 def test_the_start_is_dec_da_on_listed_image_datasets_only(dataset, shape, expected):
-    params = {"start": {"dec_da_on": ["mnist", "cifar100", "spiral"]},
+    params = {"start": {"dec_da_on": ["mnist", "cifar100", "spiral"], "guard_margin": 0.25},
               "baseline": {"umap_gmm": {"n_neighbors": 5}}}
     assert uses_dec_da(params, dataset, shape) == (expected == "ae_da")
     assert start_encoder(params, dataset, shape) == expected
@@ -32,6 +32,7 @@ def test_the_start_is_dec_da_on_listed_image_datasets_only(dataset, shape, expec
     assert init["ae_checkpoint"] == Path("artifacts") / dataset / expected / "model.pt"
     assert init["start"]["file"] == Path(f"artifacts/{dataset}/start/pred.npz")
     assert init["start"]["final"] == (expected == "ae_da")   # DEC-DA's: no cut comparison
+    assert init["start"]["margin"] == 0.25   # how much less a spectral partition must cut
 
 
 def test_runs_that_copy_the_start_take_its_network(tmp_path):
