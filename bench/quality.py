@@ -7,6 +7,10 @@ mean ± std of ACC, NMI, ARI, test_recon_ll and minutes per (dataset, method) to
 
     python bench/quality.py --raw data/raw --seeds 0 1 2 --epoch-scale 1.0
     python bench/quality.py --protocol paper --methods vade dmvae ... --name quality_paper
+    python bench/quality.py --profile quick --seeds 0 1 2 --methods gmvae_dpgmm
+
+``--profile`` starts from ``profiles/<name>.yaml``'s params, as ``scripts/repro.sh`` does
+(its epoch scale too, unless ``--epoch-scale`` is given).
 
 ``--protocol paper`` trains each method as its paper does (vaemix.protocols; rows
 ``<method>_paper``). train_acc / train_nmi are the transductive scores, on the 8000 images
@@ -22,7 +26,6 @@ import argparse
 import copy
 import json
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -31,12 +34,15 @@ from pathlib import Path
 import torch
 import yaml
 
+from vaemix import profiles
 from vaemix.baselines import evaluate_baseline, load_latents, run_baseline
 from vaemix.config import validate
 from vaemix.data import load_prepared, prepare_dataset
+from vaemix.errors import VaemixError
 from vaemix.io import write_json, write_text
 from vaemix.models import model_class
 from vaemix.protocols import Cited, split_run
+from vaemix.regress import describe, machine
 from vaemix.runs import ARTIFACTS, train_and_export
 from vaemix.start import make_start, start_init
 
@@ -205,7 +211,10 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--datasets", nargs="+", default=["mnist", "spiral"])
     ap.add_argument("--methods", nargs="+", default=["vade", "dmvae", "movae"])
-    ap.add_argument("--epoch-scale", type=float, default=1.0)
+    ap.add_argument("--profile", metavar="NAME",
+                    help="start from profiles/NAME.yaml's params (e.g. quick), as repro.sh does")
+    ap.add_argument("--epoch-scale", type=float, default=None,
+                    help="budget.epoch_scale (default: the profile's, else 1.0)")
     ap.add_argument("--protocol", choices=("vaemix", "paper"), default="vaemix")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--out", type=Path, default=ROOT / "reports" / "benchmarks")
@@ -235,6 +244,15 @@ def main() -> None:
         return
     torch.set_num_threads(args.threads)
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    if args.profile:
+        where = ROOT / "profiles" / f"{args.profile}.yaml"
+        try:
+            params = profiles.apply(params, profiles.load_profile(args.profile, where.parent),
+                                    str(where))
+        except VaemixError as err:
+            raise SystemExit(f"error: {err}") from None
+    if args.epoch_scale is None:
+        args.epoch_scale = params["budget"]["epoch_scale"] if args.profile else 1.0
     params["budget"]["epoch_scale"] = args.epoch_scale
     params["methods"] = list(args.methods)
     # only encoders that this run trains can feed the baselines (config.validate checks it)
@@ -251,14 +269,15 @@ def main() -> None:
         rows += run_seed(params, args.datasets, args.methods, args.raw, seed, args.protocol)
     total = (time.perf_counter() - start) / 60
     command = "python bench/quality.py " + " ".join(
-        [f"--seeds {' '.join(map(str, args.seeds))}", f"--epoch-scale {args.epoch_scale}",
+        ([f"--profile {args.profile}"] if args.profile else [])
+        + [f"--seeds {' '.join(map(str, args.seeds))}", f"--epoch-scale {args.epoch_scale}",
          f"--datasets {' '.join(args.datasets)}", f"--methods {' '.join(args.methods)}",
          f"--protocol {args.protocol}"]
         + [f"--set {s}" for s in args.set] + [f"--paper {s}" for s in args.paper]
         + [f"--name {args.name}"])
     header = (
         "# Clustering quality (test split, mean ± std over seeds)\n\n"
-        f"Command: `{command}`  \nMachine: {platform.processor() or platform.machine()}, "
+        f"Command: `{command}`  \nMachine: {describe(machine())}, "
         f"{args.threads} threads, torch {torch.__version__}; total {total:.1f} min.  \n"
         "MNIST: the dev split of `../shared/data/mnist-t10k` (first 8000 train, last 2000 "
         "test). minutes = wall time of the method's training (baselines: + the AE's).\n\n"
