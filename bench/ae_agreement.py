@@ -23,6 +23,7 @@ from vaemix import profiles
 from vaemix.baselines import run_baseline
 from vaemix.config import validate
 from vaemix.data import load_prepared, prepare_dataset
+from vaemix.errors import VaemixError
 from vaemix.io import write_json
 from vaemix.metrics import cluster_accuracy
 from vaemix.models.init import most_agreeing
@@ -73,10 +74,17 @@ def main() -> None:
     if len(args.ae_seeds) < 2:
         raise SystemExit("error: --ae-seeds needs at least two seeds to compare")
     out = args.out.resolve()
-    params = probe_params(args.profile, args.dataset, args.data_seed)
+    try:
+        params = probe_params(args.profile, args.dataset, args.data_seed)
+    except VaemixError as err:
+        raise SystemExit(f"error: {err}") from None
+    cwd = os.getcwd()
     with tempfile.TemporaryDirectory(prefix="vaemix-agree-") as scratch:
         os.chdir(scratch)
-        preds, labels = n2d_partitions(params, args.dataset, args.ae_seeds)
+        try:
+            preds, labels = n2d_partitions(params, args.dataset, args.ae_seeds)
+        finally:
+            os.chdir(cwd)
     best, score = most_agreeing(preds)
     rows = [{"ae_seed": s, "transductive_acc": float(cluster_accuracy(labels, p)),
              "mean_nmi_to_others": float(a)}
