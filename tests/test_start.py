@@ -168,6 +168,63 @@ def test_spiral_start_is_ae_n2d_partition_unchanged(project, monkeypatch):
         assert a.files == b.files and all(np.array_equal(a[k], b[k]) for k in a.files)
 
 
+def test_non_image_start_keeps_the_most_stable_n2d_neighbourhood(project):
+    """start.n2d_neighbours on the spiral (not images): N2D fitted n2d_restarts times per
+    neighbourhood size; the metrics hold each size's stability, the mean pairwise NMI of its
+    restarts' partitions, recomputed here from independent fits; the size kept has the
+    highest, and the partition published is its fit that agrees best with the others."""
+    import itertools
+    import json
+
+    from sklearn.metrics import normalized_mutual_info_score as nmi
+
+    from tests.tiny import edit_params
+    from vaemix.umap_gmm import fit_umap_gmm
+
+    neighbours, restarts = [4, 40], 3
+    edit_params(project, {"start.n2d_neighbours": neighbours, "start.n2d_restarts": restarts})
+    try:
+        run_inprocess(project, "start", "spiral")
+    finally:
+        edit_params(project, {"start.n2d_neighbours": None})
+    metrics = json.loads((project / "reports/metrics/spiral/start.json").read_text())["per_seed"]["0"]
+    with np.load(project / "artifacts/spiral/ae/latents.npz") as f:
+        z = f["z_train"]
+    with np.load(project / "artifacts/spiral/start/pred.npz") as f:
+        published = f["pred_train"]
+    settings = {**yaml_params(project)["baseline"]["umap_gmm"]}
+    stability, agreeing = {}, {}
+    for k in neighbours:
+        parts = [fit_umap_gmm(z, 5, 0 + 1000 * r, {**settings, "n_neighbors": k})[1]
+                 for r in range(restarts)]
+        pair = {(i, j): nmi(parts[i], parts[j]) for i, j in itertools.combinations(range(3), 2)}
+        stability[k] = float(np.mean(list(pair.values())))
+        mean_to_others = [np.mean([v for p, v in pair.items() if i in p]) for i in range(3)]
+        agreeing[k] = parts[int(np.argmax(mean_to_others))]
+        assert metrics[f"stability_nn{k}"] == pytest.approx(stability[k], abs=1e-12)
+    kept = max(neighbours, key=lambda k: stability[k])
+    assert metrics["n_neighbors"] == kept
+    assert np.array_equal(published, agreeing[kept])
+
+
+def yaml_params(folder: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load((folder / "params.yaml").read_text())
+
+
+def test_stable_n2d_needs_two_restarts_and_a_valid_param():
+    from vaemix.config import validate
+    from vaemix.start import stable_n2d
+
+    with pytest.raises(ValueError, match="at least 2 restarts"):
+        stable_n2d(np.zeros((10, 2)), 2, None, 0, [5], restarts=1)
+    params = yaml_params(Path(__file__).resolve().parents[1])
+    params["start"]["n2d_restarts"] = 1
+    with pytest.raises(ParamError, match="start.n2d_restarts"):
+        validate(params)
+
+
 def test_train_starts_from_the_published_start(project):
     """A model of vaemix's protocol starts from the start's partition: VaDE's warm-up
     targets (kept as ``start_labels``, models/init.py self_train) are the published start."""

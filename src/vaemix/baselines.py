@@ -208,10 +208,10 @@ def evaluate_baseline(
     """
     fit = fit_baseline(name, latents["z_train"], n_clusters, settings, seed)
     pred = fit.predict(latents["z_test"])
-    return _test_metrics(fit, latents["y_test"], pred, seed), pred
+    return held_out_metrics(fit, latents["y_test"], pred, seed), pred
 
 
-def _test_metrics(fit: BaselineFit, y_test: np.ndarray, pred: np.ndarray,
+def held_out_metrics(fit: BaselineFit, y_test: np.ndarray, pred: np.ndarray,
                   seed: int) -> dict[str, Any]:
     """The clustering scores of ``pred`` against ``y_test`` (only the clusters used when
     the data has no labels, marked -1: no score against a missing label), the fit's time
@@ -254,7 +254,7 @@ def run_baseline(params: Mapping[str, Any], dataset: str, encoder_run: str,
         pred_train = fit.train_labels(latents["z_train"])
         io.save_npz(artifacts / "pred.npz", pred_test=pred, y_test=latents["y_test"],
                     pred_train=pred_train, y_train=latents["y_train"])
-        return {**_test_metrics(fit, latents["y_test"], pred, seed),
+        return {**held_out_metrics(fit, latents["y_test"], pred, seed),
                 **transductive_metrics(latents["y_train"], pred_train)}
 
     return run_over_seeds(params, dataset, RunId.parse(encoder_run).with_baseline(baseline).name,

@@ -164,7 +164,10 @@ SCHEMA: dict[str, Section] = {
     "pretrain": {enc: Key(Any_(), None) for enc in ENCODERS},
     "start": {"dec_da_on": Key(Names(DATASETS)), "dec": Key(Any_()),    # vaemix.start
               "guard_from": Key(OneOf(("kmeans", "umap"), nullable=True), None),
-              "guard_margin": Key(Number(strict=False, high=1.0), 0.0)},
+              "guard_margin": Key(Number(strict=False, high=1.0), 0.0),
+              # non-image data: N2D's neighbourhood chosen by stability (vaemix.start)
+              "n2d_neighbours": Key(IntList(nullable=True), None),
+              "n2d_restarts": Key(Int(low=2), 3)},
     "train": {m: Key(Any_(), None) for m in METHODS},
     "baseline": {b: Key(Any_(), None) for b in BASELINES},
     "baseline.kmeans": {"n_init": Key(Int())},
