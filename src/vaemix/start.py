@@ -34,9 +34,10 @@ agree best with each other (mean pairwise NMI: clustering stability, Ben-Hur, El
 Ghosh 2002). N2D's 20 neighbours suit MNIST's clusters of blobs; a spiral's arms are long
 curves that meet at the centre, where larger neighbourhoods (more of the manifold's global
 structure; McInnes, Healy & Melville 2018, and umap-learn's "Basic UMAP Parameters") keep an
-arm whole. On raw 5-arm spirals (data seeds 0-3), 20 neighbours gave ACC 0.61-0.95 over data
-and UMAP seeds, 50 and 100 gave 0.88-0.99, and the most stable size was the best one on every
-data seed (reports/benchmarks/README.md, "The spiral start by stability").
+arm whole. On raw 5-arm spirals (data seeds 0-3, 3 fits a size), 20 neighbours gave ACC
+0.61-0.95, 50 0.88-0.99 and 100 0.93-0.99; stability never kept 20 (100 on seeds 0-2, 50 on
+seed 3), and the partition kept scored 0.955, 0.964, 0.989, 0.888 where 20 neighbours' mean was
+0.880, 0.924, 0.696, 0.804 (reports/benchmarks/README.md, "The spiral start by stability").
 DEC-DA is not the default on images it was not measured on: on scikit-learn's digits (an npz of
 8 x 8 images) its phase fell from its N2D start at 0.852 to 0.763 test ACC
 (reports/benchmarks/README.md), where N2D alone held 0.861.
