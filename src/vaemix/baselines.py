@@ -212,7 +212,7 @@ def evaluate_baseline(
 
 
 def held_out_metrics(fit: BaselineFit, y_test: np.ndarray, pred: np.ndarray,
-                  seed: int) -> dict[str, Any]:
+                     seed: int) -> dict[str, Any]:
     """The clustering scores of ``pred`` against ``y_test`` (only the clusters used when
     the data has no labels, marked -1: no score against a missing label), the fit's time
     and diagnostics."""
