@@ -25,8 +25,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from vaemix.data.common import rng_for, stratified_split  # noqa: E402
-from vaemix.data.spiral import make_spiral  # noqa: E402
+from vaemix.data import spiral  # noqa: E402
 from vaemix.io import write_json  # noqa: E402
 from vaemix.metrics import cluster_accuracy  # noqa: E402
 from vaemix.regress import describe, machine  # noqa: E402
@@ -34,13 +33,13 @@ from vaemix.start import stable_n2d  # noqa: E402
 
 
 def spirals(seeds: list[int]) -> Iterator[tuple[str, np.ndarray, np.ndarray, int]]:
-    """params.yaml's spiral (data.spiral) for each data seed: its training split, raw."""
-    spec = yaml.safe_load((ROOT / "params.yaml").read_text())["data"]["spiral"]
+    """params.yaml's spiral (data.spiral) for each data seed: its training split, raw, as
+    the prepare stage makes it (vaemix.data.spiral.load)."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
     for seed in seeds:
-        x, y = make_spiral(spec["arms"], spec["points_per_arm"], spec["turns"], spec["noise"],
-                           rng_for(seed, "spiral"))
-        train, _ = stratified_split(y, spec["test_fraction"], rng_for(seed, "split"))
-        yield f"raw spiral, data seed {seed}", x[train], y[train], spec["arms"]
+        arrays = spiral.load({**params, "seed": seed})["arrays"]
+        yield (f"raw spiral, data seed {seed}", arrays["x_train"], arrays["y_train"],
+               params["data"]["spiral"]["arms"])
 
 
 def latents(path: Path, clusters: int) -> Iterator[tuple[str, np.ndarray, np.ndarray, int]]:
